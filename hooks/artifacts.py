@@ -1,0 +1,513 @@
+"""MkDocs hook: every number on the site comes from `artifacts/`, through placeholders in the pages.
+
+The pages never hold a result. They hold placeholders, which `on_page_markdown` replaces with values
+read from the artifact files (paths and columns as ARTIFACTS.md defines them); `on_files` publishes
+`artifacts/plots/*` as `assets/plots/*`. Every file read is checked against its sha256 in
+`artifacts/manifest.json`, so the site cannot show a file that changed after its task wrote it. A
+missing or stale artifact, an unknown placeholder or a bad argument fails the build with a
+PluginError naming the file or placeholder and the invoke task that writes it. If
+`data/dataset.json` says `official: false`, every page gets a warning admonition at the top.
+
+Artifacts root: `$LENET_ARTIFACTS` if set (relative to the working directory), else `artifacts/`
+next to mkdocs.yml. Tests point it at a fake tree.
+
+Placeholder syntax: `{{ name arg arg ... }}`; arguments are split like a shell line (quote one that
+holds spaces). A placeholder that expands to several lines (a table) must stand alone on its line;
+its indentation is repeated on every line, so it works inside admonitions and `???` blocks.
+`{{` is reserved: any `{{ ... }}` in a page must be one of these.
+
+    {{ summary_table }}                   both runs, one row each (lenet/summary.csv)
+    {{ metric VARIANT COLUMN [FORMAT] }}  one cell of lenet/summary.csv, e.g.
+                                          {{ metric lenet_plain test_accuracy pct }}
+    {{ expect VARIANT COLUMN VALUE }}     nothing, but fails the build unless that summary.csv cell
+                                          is VALUE: guards prose that depends on it
+    {{ compare COLUMN [A B] }}            a sentence saying which run is higher / lower on a
+                                          summary.csv column (A, B default: the two runs in file
+                                          order), with both values and the difference
+    {{ val_trend VARIANT }}               a sentence on where the run's validation loss was lowest
+                                          and whether it rose afterwards (lenet/VARIANT/log.csv)
+    {{ log_table VARIANT }}               the run's per-epoch log (lenet/VARIANT/log.csv)
+    {{ params_table }}                    parameters per layer of every run (metrics.json)
+    {{ run VARIANT KEY [FORMAT] }}        a value of lenet/VARIANT/metrics.json; KEY is dotted,
+                                          e.g. {{ run lenet_plain config.val_size }}
+    {{ dataset KEY [FORMAT] }}            a value of data/dataset.json, KEY dotted
+    {{ dataset_table }}                   all of data/dataset.json, flattened to one table
+    {{ data_notice }}                     one sentence: official data or not, and which files differ
+    {{ provenance [ARTIFACT] }}           commit, time, device, torch, data of the manifest entry of
+                                          ARTIFACT (default lenet/summary.csv)
+    {{ manifest_table }}                  every artifact in the manifest: task, commit, size, sha256
+    {{ plot NAME [ALT TEXT ...] }}        the image artifacts/plots/NAME (.svg if no extension),
+                                          linked to itself; e.g. {{ plot learning_curves Curves }}
+
+FORMAT is `pct` (fraction -> 65.9%), `pct2` (65.93%), `int` (45,000), `f1`..`f4` (fixed decimals)
+or any Python format spec (`.3g`, `,.0f`); without one a value is shown as the file holds it.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import inspect
+import json
+import os
+import posixpath
+import re
+import shlex
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File
+
+ENV_ROOT = "LENET_ARTIFACTS"
+PLOTS_DIR = "plots"
+SITE_PLOTS = "assets/plots"  # where the plots land in the built site
+PLOT_SUFFIXES = (".png", ".svg")
+# Which invoke task writes a path under artifacts/ (ARTIFACTS.md), for the "run `invoke x`" hint.
+TASK_BY_PREFIX = (("data/", "data"), ("lenet/", "train"), ("plots/", "plots"),
+                  ("answers.json", "answers"), ("bench.json", "bench"), ("timings.json", "all"),
+                  ("manifest.json", "all"))
+FORMATS = {"pct": ".1%", "pct2": ".2%", "int": ",.0f", "f1": ".1f", "f2": ".2f", "f3": ".3f", "f4": ".4f"}
+# compare: label, format and how a difference is stated, per summary.csv column.
+COMPARE = {
+    "test_accuracy": ("test accuracy", "pct", "points"),
+    "best_val_accuracy": ("best validation accuracy", "pct", "points"),
+    "final_train_accuracy": ("final training accuracy", "pct", "points"),
+    "test_loss": ("test loss", "f3", "difference"),
+    "final_train_loss": ("final training loss", "f3", "difference"),
+    "train_seconds": ("training time (seconds)", "f1", "ratio"),
+    "images_per_second": ("training throughput (images/s)", ",.0f", "ratio"),
+    "params": ("parameter count", "int", "difference"),
+}
+# val_trend: a final validation loss within this fraction of its minimum counts as levelled off.
+VAL_RISE_TOLERANCE = 0.02
+# The rebuilt copy of CIFAR-10 (shared/cifar10/README.md): its test_batch md5, to name it exactly.
+REBUILT_TEST_MD5 = "328708d8965ef6bd364a7a13d64d35e6"
+
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+
+
+# ------------------------------------------------------------------------------------- reading files
+
+class Artifacts:
+    """The artifacts tree of one build: reads each file once, checks it against the manifest."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._cache: dict[str, object] = {}
+
+    def display(self, rel: str) -> str:
+        path = self.root / rel
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    def path(self, rel: str) -> Path:
+        """The absolute path of `rel`, which must exist; the manifest must list it with its sha256."""
+        path = self.root / rel
+        if not path.is_file():
+            raise PluginError(f"{self.display(rel)} is missing; run `invoke {task_of(rel)}` to write it.")
+        if rel != "manifest.json":
+            entry = self.manifest_entry(rel)
+            recorded = entry.get("sha256")
+            if recorded and recorded != sha256_of(path):
+                raise PluginError(f"{self.display(rel)} has changed since `invoke {task_of(rel)}` wrote it "
+                                  "(its sha256 differs from manifest.json); rerun that task with --force.")
+        return path
+
+    def _load(self, rel: str, reader):
+        if rel not in self._cache:
+            path = self.path(rel)
+            try:
+                self._cache[rel] = reader(path)
+            except (ValueError, KeyError, csv.Error) as e:
+                raise PluginError(f"{self.display(rel)} cannot be read ({e}); "
+                                  f"rerun `invoke {task_of(rel)} --force` to rewrite it.") from None
+        return self._cache[rel]
+
+    def json(self, rel: str):
+        return self._load(rel, lambda p: json.loads(p.read_text()))
+
+    def csv(self, rel: str) -> list[dict[str, str]]:
+        def read(p):
+            with open(p, newline="") as f:
+                return list(csv.DictReader(f))
+        return self._load(rel, read)
+
+    @property
+    def manifest(self) -> dict:
+        manifest = self.json("manifest.json")
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
+            raise PluginError(f"{self.display('manifest.json')} has no \"artifacts\" table; rerun `invoke all`.")
+        return manifest
+
+    def manifest_entry(self, rel: str) -> dict:
+        table = self.manifest["artifacts"]
+        entry = table.get(rel, table.get(f"artifacts/{rel}"))
+        if not isinstance(entry, dict):
+            raise PluginError(f"{self.display(rel)} is not listed in {self.display('manifest.json')}; "
+                              f"rerun `invoke {task_of(rel)}` to record it.")
+        return entry
+
+    # -- the files the pages use
+
+    @property
+    def summary(self) -> list[dict[str, str]]:
+        rows = self.csv("lenet/summary.csv")
+        if not rows:
+            raise PluginError(f"{self.display('lenet/summary.csv')} has no runs; run `invoke train`.")
+        return rows
+
+    @property
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(r["variant"] for r in self.summary))
+
+    def run(self, variant: str) -> dict[str, str]:
+        rows = [r for r in self.summary if r["variant"] == variant]
+        if not rows:
+            raise PluginError(f"{self.display('lenet/summary.csv')} has no run of variant {variant!r}; "
+                              f"it has {', '.join(self.variants)}.")
+        if len(rows) > 1:
+            raise PluginError(f"{self.display('lenet/summary.csv')} has {len(rows)} runs of {variant!r}; "
+                              "a placeholder cannot say which one to show.")
+        return rows[0]
+
+    def log(self, variant: str) -> list[dict[str, str]]:
+        self.run(variant)  # an unknown variant is named as such, not as a missing file
+        rows = self.csv(f"lenet/{variant}/log.csv")
+        if not rows:
+            raise PluginError(f"{self.display(f'lenet/{variant}/log.csv')} has no epochs; run `invoke train`.")
+        return rows
+
+    def metrics(self, variant: str) -> dict:
+        self.run(variant)
+        return self.json(f"lenet/{variant}/metrics.json")
+
+    @property
+    def dataset(self) -> dict:
+        return self.json("data/dataset.json")
+
+    @property
+    def official(self) -> bool:
+        value = self.dataset.get("official")
+        if not isinstance(value, bool):
+            raise PluginError(f"{self.display('data/dataset.json')} has no true/false \"official\" field; "
+                              "rerun `invoke data --force`.")
+        return value
+
+
+def task_of(rel: str) -> str:
+    return next((task for prefix, task in TASK_BY_PREFIX if rel.startswith(prefix)), "all")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+def fmt(value, spec: str | None = None) -> str:
+    """A value as a page shows it: `spec` is a FORMATS alias or a Python format spec."""
+    if spec is None:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, (list, tuple)):
+            return ", ".join(fmt(v) for v in value)
+        return str(value)
+    spec = FORMATS.get(spec, spec)
+    try:
+        number = float(value)
+        return format(int(number) if spec.endswith("d") else number, spec)
+    except (TypeError, ValueError):
+        raise PluginError(f"cannot format {value!r} with {spec!r}") from None
+
+
+def dig(data, key: str, where: str):
+    """`data["a"]["b"]` for key "a.b", or a PluginError naming the keys that exist."""
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            known = ", ".join(map(str, data)) if isinstance(data, dict) else "none (not a table)"
+            raise PluginError(f"{where} has no field {key!r} (at {part!r}; fields there: {known}).")
+        data = data[part]
+    return data
+
+
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    """A Markdown table; align holds one of l / r per column (default: left)."""
+    align = align or "l" * len(header)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = [header, rule, *rows]
+    return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in line) + " |" for line in lines)
+
+
+def flatten(data, prefix: str = "") -> list[tuple[str, object]]:
+    if isinstance(data, dict):
+        return [kv for k, v in data.items() for kv in flatten(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), data)]
+
+
+def code(value) -> str:
+    return f"`{value}`"
+
+
+# ------------------------------------------------------------------------------------------ placeholders
+
+def summary_table(a: Artifacts) -> str:
+    rows = []
+    for r in a.summary:
+        rows.append([code(r["variant"]), code(r["preprocess"]), fmt(r["test_accuracy"], "pct"),
+                     f"{fmt(r['best_val_accuracy'], 'pct')} (epoch {r['best_val_epoch']})",
+                     fmt(r["final_train_loss"], "f3"), fmt(r["train_seconds"], "f1"),
+                     fmt(r["images_per_second"], ",.0f"), fmt(r["params"], "int"), r["device"]])
+    return table(["model", "preprocessing", "test accuracy", "best val. accuracy", "final train loss",
+                  "train time (s)", "images/s", "parameters", "device"], rows, "llrrrrrrl")
+
+
+def metric(a: Artifacts, variant: str, column: str, spec: str | None = None) -> str:
+    row = a.run(variant)
+    if column not in row:
+        raise PluginError(f"{a.display('lenet/summary.csv')} has no column {column!r}; "
+                          f"it has {', '.join(row)}.")
+    return fmt(row[column], spec)
+
+
+def expect(a: Artifacts, variant: str, column: str, value: str) -> str:
+    found = metric(a, variant, column)
+    if found != value:
+        raise PluginError(f"the page's text assumes {variant} has {column} = {value!r}, but "
+                          f"{a.display('lenet/summary.csv')} says {found!r}; update the page.")
+    return ""
+
+
+def compare(a: Artifacts, column: str, first: str | None = None, second: str | None = None) -> str:
+    if first is None:
+        if len(a.variants) != 2:
+            raise PluginError(f"compare {column} needs two variant names: the summary has {len(a.variants)} runs.")
+        first, second = a.variants
+    elif second is None:
+        raise PluginError(f"compare {column} {first}: give both variants or neither.")
+    label, spec, kind = COMPARE.get(column, (column.replace("_", " "), ".4g", "difference"))
+    x, y = float(metric(a, first, column)), float(metric(a, second, column))
+    fx, fy = fmt(x, spec), fmt(y, spec)
+    if fx == fy:
+        return f"`{first}` and `{second}` have the same {label} to the precision shown ({fx})."
+    hi, lo, fhi, flo, vhi, vlo = (first, second, fx, fy, x, y) if x > y else (second, first, fy, fx, y, x)
+    if kind == "points":
+        gap = f"{100 * (vhi - vlo):.1f} percentage points"
+    elif kind == "ratio":
+        gap = f"{vhi / vlo:.2f} times as much" if vlo > 0 else "the other is zero"
+    else:
+        gap = f"a difference of {fmt(vhi - vlo, spec)}"
+    return f"`{hi}` has the higher {label}: {fhi} against {flo} for `{lo}` ({gap})."
+
+
+def val_trend(a: Artifacts, variant: str) -> str:
+    log = a.log(variant)
+    losses = [(int(r["epoch"]), float(r["val_loss"])) for r in log]
+    best_epoch, best = min(losses, key=lambda e: e[1])
+    last_epoch, last = losses[-1]
+    if best_epoch == last_epoch:
+        return (f"`{variant}`'s validation loss was lowest at the last epoch ({last:.3f} at epoch "
+                f"{last_epoch}): no sign of overfitting within {last_epoch} epochs.")
+    rise = (last - best) / best
+    if rise <= VAL_RISE_TOLERANCE:
+        return (f"`{variant}`'s validation loss was lowest at epoch {best_epoch} ({best:.3f}) and ended "
+                f"within {VAL_RISE_TOLERANCE:.0%} of it ({last:.3f} at epoch {last_epoch}): it levelled off.")
+    return (f"`{variant}`'s validation loss was lowest at epoch {best_epoch} ({best:.3f}) and rose to "
+            f"{last:.3f} by epoch {last_epoch} (+{rise:.0%}): the later epochs fit the training set at "
+            "the expense of held-out data, i.e. it overfits.")
+
+
+def log_table(a: Artifacts, variant: str) -> str:
+    rows = [[r["epoch"], fmt(r["train_loss"], "f4"), fmt(r["train_accuracy"], "pct2"),
+             fmt(r["val_loss"], "f4"), fmt(r["val_accuracy"], "pct2"), fmt(r["test_loss"], "f4"),
+             fmt(r["test_accuracy"], "pct2"), fmt(r["seconds"], "f2"), fmt(r["images_per_second"], ",.0f")]
+            for r in a.log(variant)]
+    return table(["epoch", "train loss", "train acc.", "val. loss", "val. acc.", "test loss", "test acc.",
+                  "seconds", "images/s"], rows, "rrrrrrrrr")
+
+
+def params_table(a: Artifacts) -> str:
+    counts = {v: dig(a.metrics(v), "params_by_layer", a.display(f"lenet/{v}/metrics.json")) for v in a.variants}
+    for v, by_layer in counts.items():  # our bug if the two records disagree: fail loudly
+        total, recorded = sum(by_layer.values()), int(float(a.run(v)["params"]))
+        if total != recorded:
+            raise PluginError(f"lenet/{v}: params_by_layer sums to {total} but summary.csv says {recorded}; "
+                              "rerun `invoke train --force`.")
+    layers = list(dict.fromkeys(layer for by_layer in counts.values() for layer in by_layer))
+    rows = [[code(layer), *(fmt(c[layer], "int") if layer in c else "–" for c in counts.values())]
+            for layer in layers]
+    rows.append(["**total**", *(f"**{fmt(sum(c.values()), 'int')}**" for c in counts.values())])
+    return table(["layer", *map(code, counts)], rows, "l" + "r" * len(counts))
+
+
+def run(a: Artifacts, variant: str, key: str, spec: str | None = None) -> str:
+    return fmt(dig(a.metrics(variant), key, a.display(f"lenet/{variant}/metrics.json")), spec)
+
+
+def dataset(a: Artifacts, key: str, spec: str | None = None) -> str:
+    return fmt(dig(a.dataset, key, a.display("data/dataset.json")), spec)
+
+
+def dataset_table(a: Artifacts) -> str:
+    rows = [[code(k), code(v) if isinstance(v, str) else fmt(v)] for k, v in flatten(a.dataset)]
+    return table(["field", "value"], rows)
+
+
+def data_notice(a: Artifacts) -> str:
+    if a.official:
+        return "Every CIFAR-10 file matched its official md5: these results come from the official data."
+    mismatched = a.dataset.get("mismatched") or []
+    which = f" ({', '.join(map(code, mismatched))})" if mismatched else ""
+    return (f"The data files{which} do not match the official CIFAR-10 md5s: {data_origin(a)} "
+            "Accuracies measured on it are close to, not identical with, accuracies on the official data.")
+
+
+def data_origin(a: Artifacts) -> str:
+    if (a.dataset.get("md5s") or {}).get("test_batch") == REBUILT_TEST_MD5:
+        return ("they are the rebuilt copy of CIFAR-10 (`cifar-10-python-rebuilt.tar.gz`), whose labels and "
+                "train/test split are exact but most of whose images were restored from a JPEG copy "
+                "(about 30 dB PSNR, mean error 5.8 grey levels).")
+    return "they are an unofficial copy of CIFAR-10, not the archive from the dataset's home page."
+
+
+def provenance(a: Artifacts, artifact: str = "lenet/summary.csv") -> str:
+    a.path(artifact)  # it must exist and match the manifest
+    entry = a.manifest_entry(artifact)
+    where = f"the manifest entry of {artifact}"
+    data = dig(entry, "data", where)
+    commit = str(dig(entry, "commit", where))
+    if entry.get("dirty"):
+        commit += " (with uncommitted changes)"
+    rows = [["artifact", code(artifact)], ["written by task", code(entry.get("task", task_of(artifact)))],
+            ["git commit", code(commit)], ["finished", str(dig(entry, "timestamp", where))],
+            ["device", str(dig(entry, "device", where))], ["torch", code(dig(entry, "torch", where))],
+            ["data official", fmt(bool(dig(data, "official", where)))]]
+    if "seeds" in entry:
+        rows.append(["seeds", code(json.dumps(entry["seeds"], sort_keys=True))])
+    if data.get("mismatched"):
+        rows.append(["files differing from the official md5s", ", ".join(map(code, data["mismatched"]))])
+    for name, md5 in (data.get("md5s") or {}).items():
+        rows.append([f"md5 of {code(name)}", code(md5)])
+    return table(["", ""], rows)
+
+
+def manifest_table(a: Artifacts) -> str:
+    rows = []
+    for path, e in sorted(a.manifest["artifacts"].items()):
+        commit = str(e.get("commit", "?"))[:10] + ("+" if e.get("dirty") else "")
+        rows.append([code(path), code(e.get("task", "?")), code(commit), str(e.get("timestamp", "?")),
+                     fmt(e.get("bytes", 0), "int"), code(str(e.get("sha256", "?"))[:12])])
+    return table(["artifact", "task", "commit", "finished", "bytes", "sha256 (start)"], rows, "llllrl")
+
+
+def plot(a: Artifacts, name: str, *alt: str, page=None) -> str:
+    file = name if name.endswith(PLOT_SUFFIXES) else f"{name}.svg"
+    a.path(f"{PLOTS_DIR}/{file}")
+    src = posixpath.relpath(f"{SITE_PLOTS}/{file}", posixpath.dirname(page.file.src_uri) or ".")
+    text = " ".join(alt) or name.replace("_", " ")
+    return f"[![{text}]({src}){{ loading=lazy }}]({src})"
+
+
+PLACEHOLDERS = {
+    "summary_table": summary_table, "metric": metric, "expect": expect, "compare": compare, "val_trend": val_trend,
+    "log_table": log_table, "params_table": params_table, "run": run, "dataset": dataset,
+    "dataset_table": dataset_table, "data_notice": data_notice, "provenance": provenance,
+    "manifest_table": manifest_table, "plot": plot,
+}
+
+
+def expand(a: Artifacts, text: str, page) -> str:
+    """The value of one placeholder's inside text ("name arg ...")."""
+    where = f"{page.file.src_uri}: {{{{{text}}}}}"
+    try:
+        name, *args = shlex.split(text)
+    except ValueError as e:
+        raise PluginError(f"{where} cannot be parsed ({e}).") from None
+    if name not in PLACEHOLDERS:
+        raise PluginError(f"{where}: unknown placeholder {name!r}; known: {', '.join(PLACEHOLDERS)} "
+                          "(see hooks/artifacts.py).")
+    func = PLACEHOLDERS[name]
+    kwargs = {"page": page} if "page" in inspect.signature(func).parameters else {}
+    try:
+        inspect.signature(func).bind(a, *args, **kwargs)
+    except TypeError as e:
+        raise PluginError(f"{where}: wrong arguments ({e}); see hooks/artifacts.py.") from None
+    try:
+        return func(a, *args, **kwargs)
+    except PluginError as e:
+        raise PluginError(f"{where}: {e}") from None
+
+
+def substitute(a: Artifacts, markdown: str, page) -> str:
+    out = []
+    for line in markdown.split("\n"):
+        matches = list(PLACEHOLDER.finditer(line))
+        if not matches:
+            out.append(line)
+            continue
+        if len(matches) == 1 and line.strip() == matches[0].group(0):
+            value = expand(a, matches[0].group(1), page)
+            indent = line[:len(line) - len(line.lstrip())]
+            out.append("\n".join(indent + v if v else v for v in value.split("\n")))
+            continue
+
+        def inline(m):
+            value = expand(a, m.group(1), page)
+            if "\n" in value:
+                raise PluginError(f"{page.file.src_uri}: {m.group(0)} is a block; put it alone on its line.")
+            return value
+        out.append(PLACEHOLDER.sub(inline, line))
+    return "\n".join(out)
+
+
+def unofficial_warning(a: Artifacts) -> str:
+    return ('!!! warning "Results from an unofficial copy of CIFAR-10"\n\n'
+            f"    {data_notice(a)}\n")
+
+
+def insert_after_title(markdown: str, block: str) -> str:
+    """`block` right under the page's leading `# Title`, or at the top if it has none."""
+    lines = markdown.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is not None and lines[first].startswith("# "):
+        return "\n".join([*lines[:first + 1], "", block, *lines[first + 1:]])
+    return f"{block}\n{markdown}"
+
+
+# ------------------------------------------------------------------------------------------ mkdocs events
+
+_artifacts: Artifacts | None = None  # of the current build; rebuilt by on_config on every (re)build
+
+
+def on_config(config):
+    global _artifacts
+    env = os.environ.get(ENV_ROOT, "").strip()
+    root = Path(env).resolve() if env else Path(config.config_file_path).resolve().parent / "artifacts"
+    _artifacts = Artifacts(root)
+    return config
+
+
+def on_files(files, config):
+    """Publish every plot under assets/plots/ and read the files every page needs."""
+    a = _artifacts
+    plots_dir = a.root / PLOTS_DIR
+    plots = sorted(p for p in plots_dir.glob("*") if p.suffix in PLOT_SUFFIXES) if plots_dir.is_dir() else []
+    if not plots:
+        raise PluginError(f"{a.display(PLOTS_DIR)}/ holds no plots; run `invoke plots` to draw them.")
+    for p in plots:
+        a.path(f"{PLOTS_DIR}/{p.name}")  # listed in the manifest, unchanged
+        files.append(File.generated(config, f"{SITE_PLOTS}/{p.name}", abs_src_path=str(p)))
+    _ = a.official  # every page's notice needs data/dataset.json: fail here, once, if it is absent
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    a = _artifacts
+    markdown = substitute(a, markdown, page)
+    if not a.official:
+        markdown = insert_after_title(markdown, unofficial_warning(a))
+    return markdown

@@ -1,0 +1,244 @@
+"""The "plots" stage: figures of the trained runs, drawn from data the caller read from `artifacts/`.
+
+Every function takes plain data (DataFrames, arrays, dicts) and returns a `matplotlib.figure.Figure`;
+nothing here reads or writes a file (the invoke task loads the artifacts, calls `figures`, and writes
+each figure's `to_bytes` as PNG and SVG). Figures are built with `Figure()` directly, never through
+pyplot: no global figure registry to leak, no GUI backend, and PNG output goes through Agg whatever
+backend the caller has selected (matplotlib's "embedding in a web server" recipe). Figures have a
+white background so they read the same on the site's light and dark pages. Model colours are fixed
+per position (first variant blue, second orange, Okabe-Ito palette: distinguishable with colour-blind
+vision); train / validation / test differ by line style, so a curve is identified without colour.
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+# Okabe & Ito (2008) colour-blind-safe palette: blue, orange, bluish green, vermillion.
+VARIANT_COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00")
+SPLIT_STYLES = {"train": "-", "val": "--", "test": ":"}  # line style per data split
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+RIGHT, WRONG = "#1a7f37", "#cf222e"  # sample-grid prediction colours (plus a ✓ / ✗ mark)
+LOG_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+               "test_loss", "test_accuracy")  # the log.csv columns a curve needs (ARTIFACTS.md)
+DPI = 150  # PNG resolution: sharp on high-density screens at the site's content width
+SVG_HASH_SALT = "lenet-cifar10"  # fixed SVG element ids, so rerunning gives byte-identical files
+
+# The file names (without extension) the plots task writes under artifacts/plots/; the site
+# references exactly these, so they are defined once, here.
+LEARNING_CURVES = "learning_curves"
+PER_CLASS_ACCURACY = "per_class_accuracy"
+SAMPLE_GRID = "samples"
+CONFUSION_PREFIX = "confusion_"  # + variant name
+
+
+def _variant_color(i: int) -> str:
+    return VARIANT_COLORS[i % len(VARIANT_COLORS)]
+
+
+def _check_cm(cm, n_classes: int, name: str = "confusion matrix") -> np.ndarray:
+    """A (n_classes, n_classes) array of non-negative counts, or a ValueError saying what is wrong."""
+    cm = np.asarray(cm)
+    if cm.shape != (n_classes, n_classes):
+        raise ValueError(f"{name} must have shape ({n_classes}, {n_classes}) to match the classes, got {cm.shape}")
+    if not np.issubdtype(cm.dtype, np.number) or (cm < 0).any():
+        raise ValueError(f"{name} must hold non-negative counts")
+    return cm
+
+
+def learning_curves(logs: dict[str, pd.DataFrame]) -> Figure:
+    """Loss (left) and accuracy (right) per epoch, every variant on the same two panels.
+
+    Args:
+        logs: variant name -> its `log.csv` as a DataFrame (columns LOG_COLUMNS at least, one row
+            per epoch; accuracies as fractions).
+    Returns:
+        A figure with two axes, each holding 3 lines (train, val, test) per variant.
+    """
+    if not logs:
+        raise ValueError("learning_curves needs the log of at least one variant")
+    for variant, log in logs.items():
+        missing = [c for c in LOG_COLUMNS if c not in log.columns]
+        if missing:
+            raise ValueError(f"log of {variant} lacks the columns {', '.join(missing)} (see ARTIFACTS.md)")
+        if len(log) == 0:
+            raise ValueError(f"log of {variant} has no epochs")
+    fig = Figure(figsize=(11, 4.2), facecolor="white", layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for i, (variant, log) in enumerate(logs.items()):
+        for split, style in SPLIT_STYLES.items():
+            kw = dict(color=_variant_color(i), linestyle=style, linewidth=1.8,
+                      marker="o" if len(log) == 1 else None)  # one epoch would draw no line
+            ax_loss.plot(log["epoch"], log[f"{split}_loss"], **kw)
+            ax_acc.plot(log["epoch"], 100 * log[f"{split}_accuracy"], **kw)
+    for ax, label in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax_loss.set_title("Loss")
+    ax_acc.set_title("Accuracy")
+    # One legend for the figure: colour = variant, line style = split (proxy artists, not in ax.lines).
+    handles = [Line2D([], [], color=_variant_color(i), linewidth=2.5, label=v) for i, v in enumerate(logs)]
+    handles += [Line2D([], [], color="0.3", linestyle=s, linewidth=1.8, label=SPLIT_NAMES[k])
+                for k, s in SPLIT_STYLES.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    return fig
+
+
+def confusion_matrix_figure(cm: np.ndarray, classes, title: str) -> Figure:
+    """Test-set confusion matrix: every cell annotated with its count, coloured by the row-normalised
+    fraction (the share of that true class predicted as each class), so rows compare across classes.
+
+    Args:
+        cm: (n, n) counts, row = true class, column = predicted class.
+        classes: n class names.
+        title: the figure title (the caller names the variant).
+    Returns:
+        A figure with two axes (matrix, colour bar) and n * n count annotations.
+    """
+    classes = list(classes)
+    cm = _check_cm(cm, len(classes))
+    rows = cm.sum(axis=1, keepdims=True)
+    frac = cm / np.maximum(rows, 1)  # a class with no test images shows as an empty row
+    fig = Figure(figsize=(6.4, 5.6), facecolor="white", layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, shrink=0.85, label="fraction of the true class")
+    n = len(classes)
+    for t in range(n):
+        for p in range(n):
+            ax.text(p, t, f"{cm[t, p]:d}" if np.issubdtype(cm.dtype, np.integer) else f"{cm[t, p]:g}",
+                    ha="center", va="center", fontsize=7 if n > 8 else 9,
+                    color="white" if frac[t, p] > 0.5 else "black")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    total = cm.sum()
+    accuracy = f" (accuracy {np.trace(cm) / total:.1%})" if total else ""
+    ax.set_title(f"{title}{accuracy}")
+    return fig
+
+
+def sample_grid(images: np.ndarray, labels, predictions: dict[str, np.ndarray], classes,
+                ncols: int = 8) -> Figure:
+    """Test images with their true label and each model's prediction, green (✓) if right, red (✗)
+    if wrong. Models are abbreviated M1, M2, ... in the order of `predictions`; the key is the title.
+
+    Args:
+        images: (K, H, W, 3) uint8.
+        labels: (K,) true class indices.
+        predictions: variant name -> (K,) predicted class indices.
+        classes: class names, indexed by label.
+    Returns:
+        A figure with K axes, each holding 1 + len(predictions) texts.
+    """
+    images, labels, classes = np.asarray(images), np.asarray(labels), list(classes)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (K, H, W, 3) uint8 array, got {images.shape} {images.dtype}")
+    k = len(images)
+    if labels.shape != (k,):
+        raise ValueError(f"labels must have shape ({k},) to match the images, got {labels.shape}")
+    if not predictions:
+        raise ValueError("sample_grid needs the predictions of at least one variant")
+    preds = {v: np.asarray(p) for v, p in predictions.items()}
+    for v, p in preds.items():
+        if p.shape != (k,):
+            raise ValueError(f"predictions of {v} must have shape ({k},), got {p.shape}")
+    for name, arr in (("labels", labels), *((f"predictions of {v}", p) for v, p in preds.items())):
+        if arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() >= len(classes):
+            raise ValueError(f"{name} must be class indices in 0..{len(classes) - 1}")
+    ncols = max(1, min(ncols, k))
+    nrows = -(-k // ncols)  # ceil
+    short = {v: f"M{i + 1}" for i, v in enumerate(preds)}
+    # Placed by hand (inches), not by a layout engine: each cell is an image with its text lines
+    # under it, and equal-aspect images inside a layout engine drift away from their captions.
+    cell_w, img, line, pad, head = 1.45, 1.2, 0.16, 0.12, 0.4
+    cell_h = img + line * (1 + len(preds)) + pad
+    fig_w, fig_h = cell_w * ncols, cell_h * nrows + head
+    fig = Figure(figsize=(fig_w, fig_h), facecolor="white")
+    fig.text(0.5, 1 - 0.5 * head / fig_h, "   ".join(f"{s} = {v}" for v, s in short.items()),
+             ha="center", va="center", fontsize=9)
+    for i in range(k):
+        r, c = divmod(i, ncols)
+        left = c * cell_w + (cell_w - img) / 2
+        bottom = fig_h - head - r * cell_h - img
+        ax = fig.add_axes((left / fig_w, bottom / fig_h, img / fig_w, img / fig_h))
+        ax.imshow(images[i], interpolation="nearest")
+        ax.set_axis_off()
+        lines = [(f"true: {classes[labels[i]]}", "black", "bold")]
+        for v, p in preds.items():
+            right = p[i] == labels[i]
+            lines.append((f"{short[v]}: {classes[p[i]]} {'✓' if right else '✗'}", RIGHT if right else WRONG, "normal"))
+        for j, (text, color, weight) in enumerate(lines):
+            ax.annotate(text, xy=(0.5, 0), xycoords="axes fraction", xytext=(0, -2 - 72 * line * j),
+                        textcoords="offset points", ha="center", va="top", fontsize=7,
+                        color=color, fontweight=weight)
+    return fig
+
+
+def per_class_accuracy(cms: dict[str, np.ndarray], classes) -> Figure:
+    """Test accuracy of every class (the confusion matrix's diagonal over its row sums), one bar
+    per variant and class.
+
+    Args:
+        cms: variant name -> (n, n) confusion counts.
+        classes: n class names.
+    Returns:
+        A figure with one axes holding n * len(cms) bars.
+    """
+    classes = list(classes)
+    if not cms:
+        raise ValueError("per_class_accuracy needs the confusion matrix of at least one variant")
+    checked = {v: _check_cm(cm, len(classes), f"confusion matrix of {v}") for v, cm in cms.items()}
+    n, m = len(classes), len(checked)
+    width = 0.8 / m
+    x = np.arange(n)
+    fig = Figure(figsize=(10, 4.2), facecolor="white", layout="constrained")
+    ax = fig.subplots()
+    for i, (v, cm) in enumerate(checked.items()):
+        acc = 100 * np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+        ax.bar(x + (i - (m - 1) / 2) * width, acc, width, color=_variant_color(i), label=v)
+    ax.set_xticks(x, classes, rotation=30, ha="right", rotation_mode="anchor")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_title("Per-class test accuracy")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return fig
+
+
+def figures(logs: dict[str, pd.DataFrame], cms: dict[str, np.ndarray], classes, images: np.ndarray,
+            labels, predictions: dict[str, np.ndarray]) -> dict[str, Figure]:
+    """Every figure the site shows, keyed by the file name (no extension) it is saved under.
+
+    Args:
+        logs: variant -> log.csv DataFrame; cms: variant -> (n, n) confusion counts;
+        classes: n names; images, labels: the test samples (test_samples.npz);
+        predictions: variant -> predictions of those samples (from predictions.csv).
+    """
+    out = {LEARNING_CURVES: learning_curves(logs)}
+    for v, cm in cms.items():
+        out[f"{CONFUSION_PREFIX}{v}"] = confusion_matrix_figure(cm, classes, v)
+    out[PER_CLASS_ACCURACY] = per_class_accuracy(cms, classes)
+    out[SAMPLE_GRID] = sample_grid(images, labels, predictions, classes)
+    return out
+
+
+def to_bytes(fig: Figure, fmt: str) -> bytes:
+    """The figure encoded as `png` or `svg`, in memory (the caller writes it atomically). Output is
+    deterministic: no timestamp in the SVG, fixed SVG ids, so an unchanged figure hashes the same."""
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"unknown figure format {fmt!r}; choose png or svg")
+    buf = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else None
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+        fig.savefig(buf, format=fmt, dpi=DPI, facecolor="white", metadata=metadata)
+    return buf.getvalue()

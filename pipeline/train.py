@@ -1,0 +1,215 @@
+"""The "train" stage: fit one LeNet variant on CIFAR-10 held as tensors in memory.
+
+The whole training set sits on the device as one float32 tensor; each epoch draws one random
+permutation and a batch is the slice `perm[i:i + B]` gathered with one indexing op. There is no
+per-sample Dataset/DataLoader: at LeNet's size, collating 128 single-image tensors per step is a
+measurable share of the step (`invoke bench` measures both ways). Evaluation runs in
+`torch.inference_mode` over large batches. One dict per epoch is the log; printing it as a
+fixed-width line is the caller's choice (`format_log_line`).
+"""
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from pipeline.errors import UserError
+from pipeline.model import build_model, get_variant, params_by_layer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run; asdict(config) goes into every artifact it produces."""
+    variant: str = "lenet_bn_dropout"  # a key of pipeline.model.VARIANTS
+    epochs: int = 20                   # the homework's 20 epochs (question 4(d))
+    batch_size: int = 128              # the homework's batch; `invoke bench` measures others
+    lr: float = 1e-3                   # Adam's default step, as in the homework's LeNet_Cifar10
+    seed: int = 0                      # weight init, dropout masks and batch order
+    split_seed: int = 0                # which 5,000 training images are held out for validation
+    val_size: int = 5000               # 45,000 / 5,000 train / validation split
+    eval_batch_size: int = 1000        # evaluation batch; no effect on results (BN in eval mode)
+    device: str = "auto"               # auto = cuda, then mps, then cpu
+    smoke: bool = False                # tiny subset and one epoch, to check the plumbing
+    smoke_size: int = 2000             # training images used in smoke mode
+
+    @property
+    def preprocess(self) -> str:
+        return get_variant(self.variant).preprocess
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """Resolve a device name. `auto` prefers CUDA, then Apple MPS, then the CPU; asking for a
+    device that is not there is a user error (UserError, one sentence)."""
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise UserError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} was requested but this machine has no CUDA GPU "
+                         "(torch.cuda.is_available() is False); use --device cpu or auto")
+    if name == "mps" and not has_mps:
+        raise UserError("device 'mps' was requested but Apple MPS is not available here; "
+                         "use --device cpu or auto")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    """A human-readable name of the device the numbers were measured on."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def set_seed(seed: int) -> None:
+    """Seed every generator a run touches (Python, NumPy, torch CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_epoch(model, optimizer, x, y, batch_size: int, generator: torch.Generator,
+                progress: bool = False, desc: str = "") -> dict:
+    """One pass over (x, y) in a random order.
+
+    Args:
+        x: (N, C, H, W) float32 on the model's device; y: (N,) int64 on the same device.
+    Returns:
+        {"loss": mean training loss, "accuracy": fraction correct, "seconds": wall time}.
+        Both are measured on the training batches as they were trained on (train mode,
+        dropout active), the usual running estimate.
+    """
+    model.train()
+    n = x.shape[0]
+    perm = torch.randperm(n, generator=generator).to(x.device)
+    loss_sum = torch.zeros((), device=x.device)   # summed on the device: no sync per step
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    steps = range(0, n, batch_size)
+    start = time.perf_counter()
+    for i in tqdm(steps, desc=desc, leave=False, disable=not progress, unit="batch"):
+        idx = perm[i:i + batch_size]
+        xb, yb = x[idx], y[idx]                      # (B, C, H, W), (B,)
+        logits = model(xb)                           # (B, n_classes)
+        loss = F.cross_entropy(logits, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * yb.shape[0]
+        correct += (logits.detach().argmax(1) == yb).sum()
+    loss_value, correct_value = loss_sum.item(), correct.item()  # the one sync of the epoch
+    return {"loss": loss_value / n, "accuracy": correct_value / n,
+            "seconds": time.perf_counter() - start}
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, batch_size: int = 1000) -> dict:
+    """Loss, accuracy and predictions of the model in eval mode (BN running statistics,
+    no dropout) on every example of (x, y), in batches.
+
+    Returns: {"loss", "accuracy", "predictions": (N,) int64 CPU tensor}.
+    """
+    model.eval()
+    loss_sum, preds = 0.0, []
+    for i in range(0, x.shape[0], batch_size):
+        logits = model(x[i:i + batch_size])
+        loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum").item()
+        preds.append(logits.argmax(1))
+    predictions = torch.cat(preds).cpu()
+    accuracy = (predictions == y.cpu()).double().mean().item()
+    return {"loss": loss_sum / x.shape[0], "accuracy": accuracy, "predictions": predictions}
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int = 10) -> np.ndarray:
+    """(n_classes, n_classes) int64 counts; row = true class, column = predicted class."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes ** 2).reshape(
+        n_classes, n_classes)
+
+
+LOG_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+               "test_loss", "test_accuracy", "seconds", "eval_seconds", "images_per_second")
+
+
+def format_log_line(row: dict, epochs: int) -> str:
+    """One fixed-width line per epoch (airbench style), the same columns as the CSV log."""
+    width = len(str(epochs))
+    return (f"epoch {row['epoch']:>{width}}/{epochs} | train loss {row['train_loss']:.4f} "
+            f"acc {row['train_accuracy']:6.2%} | val loss {row['val_loss']:.4f} "
+            f"acc {row['val_accuracy']:6.2%} | test acc {row['test_accuracy']:6.2%} | "
+            f"{row['seconds']:6.2f} s {row['images_per_second']:7.0f} img/s")
+
+
+def fit(config: TrainConfig, data: dict, log=print, progress: bool = True) -> dict:
+    """Train one variant and evaluate it after every epoch.
+
+    Args:
+        config: the run's settings.
+        data: preprocessed arrays {"x_train" (N, C, H, W) float32, "y_train" (N,) int64,
+            "x_val", "y_val", "x_test", "y_test"} (NumPy or torch, CPU).
+        log: called with each epoch's fixed-width line (None: silent).
+    Returns:
+        {"log": [one dict per epoch, keys LOG_COLUMNS], "final": summary metrics,
+         "params_by_layer": {...}, "state_dict": CPU weights, "test_predictions": (N_test,)
+         int64 array, "confusion": (10, 10) int64 array, "device": description}.
+    """
+    device = select_device(config.device)
+    set_seed(config.seed)
+    tensors = {k: torch.as_tensor(v).to(device) for k, v in data.items()}
+    x_train, y_train = tensors["x_train"], tensors["y_train"]
+    epochs = config.epochs
+    if config.smoke:  # the plumbing on a tiny subset: one epoch, first smoke_size images
+        x_train, y_train = x_train[:config.smoke_size], y_train[:config.smoke_size]
+        epochs = 1
+
+    model = build_model(config.variant).to(device)
+    # fused Adam runs the whole update as one kernel per device instead of ~10 ops per tensor.
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
+    generator = torch.Generator().manual_seed(config.seed)  # batch order, independent of init
+
+    rows = []
+    for epoch in range(1, epochs + 1):
+        tr = train_epoch(model, optimizer, x_train, y_train, config.batch_size, generator,
+                         progress=progress, desc=f"{config.variant} epoch {epoch}")
+        t0 = time.perf_counter()
+        va = evaluate(model, tensors["x_val"], tensors["y_val"], config.eval_batch_size)
+        te = evaluate(model, tensors["x_test"], tensors["y_test"], config.eval_batch_size)
+        row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+               "val_loss": va["loss"], "val_accuracy": va["accuracy"],
+               "test_loss": te["loss"], "test_accuracy": te["accuracy"],
+               "seconds": tr["seconds"], "eval_seconds": time.perf_counter() - t0,
+               "images_per_second": x_train.shape[0] / tr["seconds"]}
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss", "test_loss")):
+            raise FloatingPointError(f"{config.variant}: loss is not finite at epoch {epoch}")
+        rows.append(row)
+        if log is not None:
+            log(format_log_line(row, epochs))
+
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    train_seconds = sum(r["seconds"] for r in rows)
+    counts = params_by_layer(model)
+    final = {
+        "test_accuracy": rows[-1]["test_accuracy"], "test_loss": rows[-1]["test_loss"],
+        "best_val_accuracy": best["val_accuracy"], "best_val_epoch": best["epoch"],
+        "final_val_accuracy": rows[-1]["val_accuracy"],
+        "final_train_loss": rows[-1]["train_loss"],
+        "final_train_accuracy": rows[-1]["train_accuracy"],
+        "epochs": epochs, "train_seconds": train_seconds,
+        "eval_seconds": sum(r["eval_seconds"] for r in rows),
+        "images_per_second": x_train.shape[0] * epochs / train_seconds,
+        "params": sum(counts.values()),
+    }
+    y_test = data["y_test"]
+    return {"log": rows, "final": final, "params_by_layer": counts,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "test_predictions": te["predictions"].numpy(),
+            "confusion": confusion_matrix(np.asarray(y_test), te["predictions"].numpy()),
+            "device": device_description(device)}

@@ -1,0 +1,416 @@
+"""Invoke tasks: the pipeline's stages, run in order by `invoke all`.
+
+Each task builds a config, calls pipeline functions, and writes their results to `artifacts/`
+(atomically, with provenance in `artifacts/manifest.json`). A task whose config, code and inputs
+are unchanged since it last wrote its outputs skips its work; `--force` reruns it. Errors the
+user can cause print one sentence and exit non-zero.
+"""
+import functools
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from invoke import task
+from invoke.exceptions import Exit
+
+ROOT = Path(__file__).resolve().parent
+ART = Path(os.environ.get("LENET_ARTIFACTS", ROOT / "artifacts"))
+CACHE = ROOT / "data"
+PIPELINE = ROOT / "pipeline"
+DATA_HELP = {
+    "source": "CIFAR-10 archive (cifar-10-python.tar.gz) or extracted cifar-10-batches-py/ "
+              "folder; default: $CIFAR10_PATH, then the data/ cache, then download",
+    "allow_unofficial_data": "accept batch files whose md5 differs from the official CIFAR-10 "
+                             "(e.g. the rebuilt copy); the run and every page say so "
+                             "(or set CIFAR10_ALLOW_UNOFFICIAL=1)",
+}
+FORCE_HELP = {"force": "rerun even if config, code and inputs are unchanged"}
+
+
+def user_errors(fn):
+    """Turn a UserError into one line on stderr and exit code 1; bugs keep their traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from pipeline.errors import UserError
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise Exit(f"error: {e}", code=1)
+    return wrapper
+
+
+def _rel(path: Path) -> str:
+    return Path(path).resolve().relative_to(ROOT).as_posix() if Path(path).resolve().is_relative_to(ROOT) else str(path)
+
+
+def _code(*names: str) -> list[Path]:
+    return [PIPELINE / f"{n}.py" for n in names]
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def load_dataset(source=None, allow_unofficial_data=False, val_size=5000, split_seed=0):
+    """Locate, verify and load CIFAR-10, then split it. Returns (arrays, info) where arrays
+    holds x_train/y_train (the 45,000), x_val/y_val, x_test/y_test as uint8 HWC / int64."""
+    from pipeline import data
+    batch_dir, info = data.prepare(source, allow_unofficial_data, cache_dir=CACHE)
+    x_train, y_train, x_test, y_test = data.load_data(batch_dir)
+    train_idx, val_idx = data.train_val_split(len(y_train), val_size, split_seed)
+    arrays = {"x_train": x_train[train_idx], "y_train": y_train[train_idx],
+              "x_val": x_train[val_idx], "y_val": y_train[val_idx],
+              "x_test": x_test, "y_test": y_test}
+    info = {**info, "split": {"seed": split_seed, "val_size": val_size,
+                              "train": int(len(train_idx)), "val": int(len(val_idx)),
+                              "val_indices_sha256": data.index_digest(val_idx)}}
+    return arrays, info
+
+
+def data_provenance(info: dict) -> dict:
+    """The part of the data info every artifact records."""
+    return {"source": info["source"], "official": info["official"], "md5s": info["md5s"],
+            "mismatched": info["mismatched"]}
+
+
+@task(help={**DATA_HELP, **FORCE_HELP,
+            "samples": "how many test images to keep for the sample grid"})
+@user_errors
+def data(c, source=None, allow_unofficial_data=False, samples=40, force=False):
+    """Locate, download if needed, verify and load CIFAR-10; write artifacts/data/."""
+    import numpy as np
+
+    from pipeline import artifacts as A
+    from pipeline import data as D
+    t0 = time.perf_counter()
+    arrays, info = load_dataset(source, allow_unofficial_data)
+    key = A.task_key({"samples": samples, "md5s": info["md5s"], "split": info["split"]},
+                     _code("data"))
+    if not force and A.is_up_to_date(ART, "data", key):
+        print("data: up to date (use --force to redo)")
+        return info
+    dataset = {
+        "source": info["source"], "official": info["official"], "md5s": info["md5s"],
+        "official_md5s": D.OFFICIAL_MD5S, "mismatched": info["mismatched"],
+        "classes": list(D.CLASSES), "image_shape": [32, 32, 3],
+        "counts": {k: int(len(arrays[f"y_{k}"])) for k in ("train", "val", "test")},
+        "class_counts": {k: D.class_counts(arrays[f"y_{k}"]) for k in ("train", "val", "test")},
+        "split": info["split"],
+    }
+    out_json = A.write_json(ART / "data" / "dataset.json", dataset)
+    k = samples
+    out_npz = ART / "data" / "test_samples.npz"
+    with A.atomic_path(out_npz) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, images=arrays["x_test"][:k], labels=arrays["y_test"][:k],
+                                indices=np.arange(k))
+    A.record(ART, "data", key, [out_json, out_npz],
+             {"config": {"samples": samples}, "seeds": {"split_seed": info["split"]["seed"]},
+              "device": None, "data": data_provenance(info)})
+    print(f"data: {dataset['counts']} official={info['official']} "
+          f"({time.perf_counter() - t0:.1f} s) -> {_rel(out_json)}")
+    return info
+
+
+# --- train ---------------------------------------------------------------------------------
+
+def _check_train_args(epochs, batch_size, lr, seed):
+    from pipeline.errors import UserError
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if lr is not None and not lr > 0:
+        raise UserError(f"--lr must be positive, got {lr}")
+    if seed < 0:
+        raise UserError(f"--seed must be non-negative, got {seed}")
+
+
+def _variants(variant: str) -> list[str]:
+    from pipeline.model import VARIANTS, get_variant
+    return list(VARIANTS) if variant == "all" else [get_variant(variant) and variant]
+
+
+SUMMARY_COLUMNS = ("variant", "seed", "epochs", "preprocess", "batch_size", "lr",
+                   "test_accuracy", "test_loss", "best_val_accuracy", "best_val_epoch",
+                   "final_train_loss", "final_train_accuracy", "train_seconds", "eval_seconds",
+                   "images_per_second", "params", "device", "official_data")
+
+
+def write_run(out: Path, config, result: dict, info: dict, classes) -> list[Path]:
+    """Write one run's artifacts under out/<variant>/ and update out/summary.csv."""
+    from pipeline import artifacts as A
+    from pipeline.model import get_variant
+    from pipeline.train import LOG_COLUMNS
+    vdir = out / config.variant
+    paths = [A.write_csv(vdir / "log.csv", result["log"], LOG_COLUMNS)]
+    metrics = {"variant": config.variant, "description": get_variant(config.variant).description,
+               "config": asdict(config), "preprocess": config.preprocess,
+               "final": result["final"], "params_by_layer": result["params_by_layer"],
+               "device": result["device"], "peak_rss_mib": result["peak_rss_mib"],
+               "data": data_provenance(info)}
+    paths.append(A.write_json(vdir / "metrics.json", metrics))
+    cm = result["confusion"]
+    paths.append(A.write_csv(vdir / "confusion.csv",
+                             [{"true\\pred": name, **dict(zip(classes, map(int, row)))}
+                              for name, row in zip(classes, cm)],
+                             ["true\\pred", *classes]))
+    preds = result["test_predictions"]
+    paths.append(A.write_csv(vdir / "predictions.csv",
+                             [{"index": i, "label": int(y), "prediction": int(p)}
+                              for i, (y, p) in enumerate(zip(result["y_test"], preds))]))
+    paths.append(A.write_torch(vdir / "weights.pt", result["state_dict"]))
+    row = {"variant": config.variant, "seed": config.seed, "preprocess": config.preprocess,
+           "batch_size": config.batch_size, "lr": config.lr, "device": result["device"],
+           "official_data": info["official"], **result["final"]}
+    summary = out / "summary.csv"
+    rows = A.read_csv(summary) if summary.exists() else []
+    rows = [r for r in rows if (r["variant"], int(r["seed"])) != (config.variant, config.seed)]
+    rows = sorted(rows + [row], key=lambda r: (r["variant"], int(r["seed"])))
+    paths.append(A.write_csv(summary, rows, SUMMARY_COLUMNS))
+    return paths
+
+
+@task(help={"variant": "lenet_bn_dropout, lenet_plain, or all",
+            "epochs": "training epochs (default 20, as in the homework)",
+            "batch_size": "training batch size (default: TrainConfig's)",
+            "lr": "Adam learning rate (default: TrainConfig's)",
+            "seed": "seed for weight init, dropout and batch order",
+            "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps",
+            "smoke": "tiny subset, one epoch, written to build/smoke/ (never to artifacts/)",
+            "quiet": "no progress bar",
+            **DATA_HELP, **FORCE_HELP})
+@user_errors
+def train(c, variant="all", epochs=20, batch_size=None, lr=None, seed=0, device="auto",
+          smoke=False, quiet=False, source=None, allow_unofficial_data=False, force=False):
+    """Train the LeNet variants; write logs, metrics, weights, confusion matrices."""
+    from pipeline import artifacts as A
+    from pipeline.data import CLASSES
+    from pipeline.preprocess import preprocess
+    from pipeline.train import TrainConfig, fit, select_device
+    _check_train_args(epochs, batch_size, lr, seed)
+    names = _variants(variant)
+    select_device(device)  # fail on a bad device before loading 180 MB of data
+    overrides = {k: v for k, v in {"batch_size": batch_size, "lr": lr}.items() if v is not None}
+    configs = [replace(TrainConfig(variant=v, epochs=epochs, seed=seed, device=device,
+                                   smoke=smoke), **overrides) for v in names]
+    root = ROOT / "build" / "smoke" if smoke else ART
+    out = root / "lenet"
+    raw, info = load_dataset(source, allow_unofficial_data)
+    code = _code("data", "preprocess", "model", "train")
+    for config in configs:
+        key = A.task_key({"config": asdict(config), "md5s": info["md5s"],
+                          "split": info["split"]}, code)
+        name = f"train:{config.variant}"
+        if not force and A.is_up_to_date(root, name, key):
+            print(f"{name}: up to date (use --force to retrain)")
+            continue
+        print(f"{name}: {config.preprocess} inputs, {config.epochs} epochs, "
+              f"batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
+        (x_tr, x_va, x_te), stats = preprocess(raw["x_train"], raw["x_val"], raw["x_test"],
+                                               mode=config.preprocess)
+        arrays = {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va,
+                  "y_val": raw["y_val"], "x_test": x_te, "y_test": raw["y_test"]}
+        result = fit(config, arrays, progress=not quiet)
+        del arrays, x_tr, x_va, x_te
+        # Peak resident memory of this process so far: data + preprocessing + training.
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["y_test"] = raw["y_test"]
+        paths = write_run(out, config, result, info, CLASSES)
+        A.record(root, name, key, paths,
+                 {"config": asdict(config), "seeds": {"seed": config.seed,
+                                                      "split_seed": config.split_seed},
+                  "device": result["device"], "data": data_provenance(info)})
+        f = result["final"]
+        print(f"{name}: test accuracy {f['test_accuracy']:.2%}, best val "
+              f"{f['best_val_accuracy']:.2%}, {f['train_seconds']:.1f} s, "
+              f"{f['images_per_second']:.0f} img/s -> {_rel(out / config.variant)}")
+
+
+# --- plots, answers, docs ------------------------------------------------------------------
+
+@task(help=FORCE_HELP)
+@user_errors
+def plots(c, force=False):
+    """Render learning curves, confusion matrices and the sample grid from artifacts/."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import artifacts as A
+    from pipeline import plots as P
+    from pipeline.errors import UserError
+    summary = ART / "lenet" / "summary.csv"
+    dataset = ART / "data" / "dataset.json"
+    samples = ART / "data" / "test_samples.npz"
+    for p in (summary, dataset, samples):
+        if not p.exists():
+            raise UserError(f"{_rel(p)} is missing; run `invoke data` and `invoke train` first")
+    variants = list(dict.fromkeys(r["variant"] for r in A.read_csv(summary)))
+    inputs = [summary, dataset, samples]
+    for v in variants:
+        inputs += [ART / "lenet" / v / "log.csv", ART / "lenet" / v / "confusion.csv",
+                   ART / "lenet" / v / "predictions.csv"]
+    key = A.task_key({"variants": variants}, _code("plots"), inputs)
+    if not force and A.is_up_to_date(ART, "plots", key):
+        print("plots: up to date (use --force to redo)")
+        return
+    classes = A.read_json(dataset)["classes"]
+    logs = {v: pd.read_csv(ART / "lenet" / v / "log.csv") for v in variants}
+    cms = {v: pd.read_csv(ART / "lenet" / v / "confusion.csv", index_col=0).to_numpy()
+           for v in variants}
+    with np.load(samples) as s:
+        images, labels, indices = s["images"], s["labels"], s["indices"]
+    preds = {v: pd.read_csv(ART / "lenet" / v / "predictions.csv")
+             .set_index("index").loc[indices, "prediction"].to_numpy() for v in variants}
+    figures = {"learning_curves": P.learning_curves(logs),
+               "per_class_accuracy": P.per_class_accuracy(cms, classes),
+               "samples": P.sample_grid(images[:24], labels[:24],
+                                        {v: p[:24] for v, p in preds.items()}, classes)}
+    for v in variants:
+        figures[f"confusion_{v}"] = P.confusion_matrix_figure(cms[v], classes, v)
+    paths = []
+    for name, fig in figures.items():
+        for ext in ("png", "svg"):
+            path = ART / "plots" / f"{name}.{ext}"
+            with A.atomic_path(path) as tmp:
+                # metadata without dates: the same inputs give byte-identical files
+                fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight",
+                            metadata={"Date": None} if ext == "svg" else {"Software": None})
+            paths.append(path)
+        plt.close(fig)
+    info = A.read_json(dataset)
+    A.record(ART, "plots", key, paths, {"config": {"variants": variants}, "seeds": {},
+                                        "device": None, "data": data_provenance(info)})
+    print(f"plots: {len(paths)} files -> {_rel(ART / 'plots')}")
+
+
+@task(help=FORCE_HELP)
+@user_errors
+def answers(c, force=False):
+    """Compute the written-question answers into artifacts/answers.json."""
+    from pipeline import artifacts as A
+    from pipeline.answers import compute_all
+    code = sorted((PIPELINE / "answers").glob("*.py"))
+    key = A.task_key({}, code)
+    if not force and A.is_up_to_date(ART, "answers", key):
+        print("answers: up to date (use --force to redo)")
+        return
+    result = compute_all()
+    paths = [A.write_json(ART / "answers.json", result)]
+    try:
+        from pipeline.answers.figures import figures
+    except ImportError:
+        figures = None
+    if figures is not None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        for name, fig in figures(result).items():
+            path = ART / "answers" / f"{name}.png"
+            with A.atomic_path(path) as tmp:
+                fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight",
+                            metadata={"Software": None})
+            plt.close(fig)
+            paths.append(path)
+    A.record(ART, "answers", key, paths, {"config": {}, "seeds": {}, "device": None,
+                                          "data": None})
+    print(f"answers: {len(result)} answers -> {_rel(ART / 'answers.json')}")
+
+
+@task(help={"strict": "fail on any warning (default true)", "site_dir": "output folder"})
+def docs(c, strict=True, site_dir="site"):
+    """Build the site with MkDocs (reads artifacts/ only; a missing artifact fails the build)."""
+    c.run(f"{sys.executable} -m mkdocs build {'--strict' if strict else ''} -d {site_dir}",
+          pty=False)
+
+
+@task(help={"port": "port to serve on (127.0.0.1)"})
+def serve(c, port=8000):
+    """Preview the site with live reload at http://127.0.0.1:PORT/."""
+    c.run(f"{sys.executable} -m mkdocs serve -a 127.0.0.1:{port}", pty=False)
+
+
+# --- bench, test, clean, all ---------------------------------------------------------------
+
+@task(help={"images": "training images per timed epoch",
+            "repeats": "timed epochs per loop and variant (medians are reported)",
+            **DATA_HELP})
+@user_errors
+def bench(c, images=12800, repeats=5, source=None, allow_unofficial_data=False):
+    """Throughput of our training loop vs the plain DataLoader loop; writes artifacts/bench.json."""
+    from pipeline import artifacts as A
+    from pipeline import bench as B
+    from pipeline.model import VARIANTS
+    from pipeline.preprocess import preprocess
+    from pipeline.train import TrainConfig
+    raw, info = load_dataset(source, allow_unofficial_data)
+    results = {}
+    for v in VARIANTS:
+        config = TrainConfig(variant=v)
+        (x,), _ = preprocess(raw["x_train"][:images], mode=config.preprocess)
+        results[v] = B.compare_loops(config, x, raw["y_train"][:images], repeats=repeats,
+                                     log=print)
+    report = B.report(results, images=images, repeats=repeats)
+    report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    path = A.write_json(ART / "bench.json", report)
+    A.record(ART, "bench", A.task_key(report, []), [path],
+             {"config": {"images": images, "repeats": repeats}, "seeds": {},
+              "device": report["device"], "data": data_provenance(info)})
+    for v, r in report["variants"].items():
+        print(f"bench {v}: ours {r['ours_images_per_second']:.0f} img/s, plain "
+              f"{r['plain_images_per_second']:.0f} img/s, ratio {r['ratio']:.2f}x")
+
+
+@task(help={"browser": "also run the browser tests of the built site (needs chromium)",
+            "k": "only tests matching this pytest -k expression"})
+def test(c, browser=True, k=None):
+    """Run the test suite (pytest)."""
+    args = [] if browser else ["-m", "'not browser'"]
+    if k:
+        args += ["-k", f"'{k}'"]
+    c.run(f"{sys.executable} -m pytest -q {' '.join(args)}", pty=False)
+
+
+@task
+def clean(c):
+    """Remove generated files (site/, build/, caches, artifacts/); never the downloaded data/."""
+    for p in (ROOT / "site", ROOT / "build", ROOT / ".pytest_cache", ART):
+        if p.exists():
+            shutil.rmtree(p)
+            print(f"removed {_rel(p)}")
+    for p in ROOT.rglob("__pycache__"):
+        if CACHE not in p.parents:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+@task(name="all", help={**DATA_HELP, **FORCE_HELP,
+                        "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps"})
+@user_errors
+def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False):
+    """Everything: data -> train both variants -> plots -> answers -> site; times each stage."""
+    stages = [
+        ("data", lambda: data(c, source=source, allow_unofficial_data=allow_unofficial_data,
+                              force=force)),
+        ("train", lambda: train(c, device=device, source=source, quiet=True,
+                                allow_unofficial_data=allow_unofficial_data, force=force)),
+        ("plots", lambda: plots(c, force=force)),
+        ("answers", lambda: answers(c, force=force)),
+        ("docs", lambda: docs(c)),
+    ]
+    timings, start = {}, time.perf_counter()
+    for name, run in stages:
+        t0 = time.perf_counter()
+        run()
+        timings[name] = round(time.perf_counter() - t0, 2)
+    timings["total"] = round(time.perf_counter() - start, 2)
+    from pipeline import artifacts as A
+    A.write_json(ART / "timings.json", {"seconds": timings, "forced": force,
+                                        **A.git_state()})
+    print("all: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    print(json.dumps(timings))

@@ -1,0 +1,339 @@
+"""Tests of the report site: `mkdocs build --strict` against a complete FAKE artifacts tree (written
+here exactly as ARTIFACTS.md describes it, plots drawn by pipeline.plots), with one artifact removed,
+with official and unofficial data, and with a bad placeholder; plus unit tests of the hook's
+placeholders. The real artifacts are never read: LENET_ARTIFACTS points the hook at the fake tree.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline import plots
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+VARIANTS = ("lenet_bn_dropout", "lenet_plain")
+EPOCHS = 6
+N_TEST = 10_000
+SAMPLES = 16
+REBUILT_MD5S = {  # shared/cifar10/README.md
+    "data_batch_1": "d3fd03c778611e5fdb74612cb89a5134", "data_batch_2": "9b5f15303522bd5a69b8a2b9cfb4f08c",
+    "data_batch_3": "cba830b6d1320250895b04f7ffd8f1ce", "data_batch_4": "a6d47f5dff16b9a92e38e3e4b162a7ae",
+    "data_batch_5": "64e2accdedf2a53598176bd8c71e6407", "test_batch": "328708d8965ef6bd364a7a13d64d35e6",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+OFFICIAL_MD5S = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+# Hand count (question 4(c)): conv (k*k*C_in + 1) * C_out, linear (in + 1) * out, BN 2 * channels.
+PARAMS = {"conv1": 456, "bn1": 12, "conv2": 2416, "bn2": 32, "fc1": 48120, "bn3": 240,
+          "fc2": 10164, "bn4": 168, "fc3": 850}
+# The fake runs: model 1 ends higher on test accuracy; model 2's validation loss rises (overfits).
+FAKE = {
+    "lenet_bn_dropout": {"test_accuracy": 0.6593, "val_loss_end": 1.00, "preprocess": "normalize",
+                         "seconds": 6.0, "final_train_loss": 0.8123},
+    "lenet_plain": {"test_accuracy": 0.6184, "val_loss_end": 1.30, "preprocess": "rescale",
+                    "seconds": 4.0, "final_train_loss": 0.5432},
+}
+BUILD_TIMEOUT_S = 120
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def fake_log(variant: str) -> pd.DataFrame:
+    f = FAKE[variant]
+    e = np.arange(1, EPOCHS + 1)
+    val_loss = np.linspace(1.6, 1.0, EPOCHS)
+    val_loss[-2:] = [1.05, f["val_loss_end"]]  # the minimum is at epoch EPOCHS - 2
+    acc = np.linspace(0.40, f["test_accuracy"], EPOCHS)
+    return pd.DataFrame({
+        "epoch": e, "train_loss": np.linspace(1.7, f["final_train_loss"], EPOCHS),
+        "train_accuracy": acc + 0.05, "val_loss": val_loss, "val_accuracy": acc + 0.004,
+        "test_loss": val_loss + 0.01, "test_accuracy": acc, "seconds": np.full(EPOCHS, f["seconds"]),
+        "eval_seconds": np.full(EPOCHS, 0.5), "images_per_second": np.full(EPOCHS, 45000 / f["seconds"]),
+    })
+
+
+def fake_predictions(variant: str, labels: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(VARIANTS.index(variant))
+    wrong = rng.random(len(labels)) > FAKE[variant]["test_accuracy"]
+    return np.where(wrong, (labels + 1 + rng.integers(0, 9, len(labels))) % 10, labels)
+
+
+def write_fake_artifacts(root: Path, official: bool = False) -> Path:
+    """A complete artifacts tree as ARTIFACTS.md (and tasks.py) write it, with a matching manifest."""
+    rng = np.random.default_rng(0)
+    md5s = OFFICIAL_MD5S if official else REBUILT_MD5S
+    data_info = {"source": "/data/cifar-10-python.tar.gz", "official": official, "md5s": md5s,
+                 "mismatched": [] if official else [n for n in md5s if md5s[n] != OFFICIAL_MD5S[n]]}
+    y_test = np.repeat(np.arange(10), N_TEST // 10)
+    rng.shuffle(y_test)
+    write_json(root / "data/dataset.json", {
+        **data_info, "official_md5s": OFFICIAL_MD5S, "classes": list(CLASSES), "image_shape": [32, 32, 3],
+        "counts": {"train": 45000, "val": 5000, "test": N_TEST},
+        "class_counts": {"train": [4500] * 10, "val": [500] * 10, "test": [1000] * 10},
+        "split": {"seed": 0, "val_size": 5000, "train": 45000, "val": 5000, "val_indices_sha256": "ab" * 32},
+    })
+    images = rng.integers(0, 256, (SAMPLES, 32, 32, 3), dtype=np.uint8)
+    np.savez_compressed(root / "data/test_samples.npz", images=images, labels=y_test[:SAMPLES],
+                        indices=np.arange(SAMPLES))
+    summary, logs, cms, preds = [], {}, {}, {}
+    for v in VARIANTS:
+        vdir = root / "lenet" / v
+        vdir.mkdir(parents=True)
+        logs[v] = fake_log(v)
+        logs[v].to_csv(vdir / "log.csv", index=False)
+        preds[v] = fake_predictions(v, y_test)
+        cms[v] = np.bincount(y_test * 10 + preds[v], minlength=100).reshape(10, 10)
+        pd.DataFrame(cms[v], columns=CLASSES, index=pd.Index(CLASSES, name="true\\pred")).to_csv(vdir / "confusion.csv")
+        pd.DataFrame({"index": np.arange(N_TEST), "label": y_test, "prediction": preds[v]}).to_csv(
+            vdir / "predictions.csv", index=False)
+        (vdir / "weights.pt").write_bytes(b"not a real state_dict")
+        last = logs[v].iloc[-1]
+        best = logs[v].loc[logs[v]["val_accuracy"].idxmax()]
+        by_layer = {k: n for k, n in PARAMS.items() if v == "lenet_bn_dropout" or not k.startswith("bn")}
+        final = {"test_accuracy": float(np.mean(preds[v] == y_test)), "test_loss": float(last["test_loss"]),
+                 "best_val_accuracy": float(best["val_accuracy"]), "best_val_epoch": int(best["epoch"]),
+                 "final_train_loss": float(last["train_loss"]), "final_train_accuracy": float(last["train_accuracy"]),
+                 "epochs": EPOCHS, "train_seconds": float(logs[v]["seconds"].sum()), "eval_seconds": 3.0,
+                 "images_per_second": float(last["images_per_second"]), "params": sum(by_layer.values())}
+        config = {"variant": v, "epochs": EPOCHS, "batch_size": 128, "lr": 0.001, "seed": 0, "split_seed": 0,
+                  "val_size": 5000, "eval_batch_size": 1000, "device": "auto", "smoke": False, "smoke_size": 2000}
+        write_json(vdir / "metrics.json", {
+            "variant": v, "description": f"fake {v}", "config": config, "preprocess": FAKE[v]["preprocess"],
+            "final": final, "params_by_layer": by_layer, "device": "cpu (2 threads)", "data": data_info})
+        summary.append({"variant": v, "seed": 0, "epochs": EPOCHS, "preprocess": FAKE[v]["preprocess"],
+                        "batch_size": 128, "lr": 0.001, **final, "device": "cpu (2 threads)",
+                        "official_data": official})
+    columns = ["variant", "seed", "epochs", "preprocess", "batch_size", "lr", "test_accuracy", "test_loss",
+               "best_val_accuracy", "best_val_epoch", "final_train_loss", "final_train_accuracy", "train_seconds",
+               "eval_seconds", "images_per_second", "params", "device", "official_data"]
+    pd.DataFrame(summary)[columns].to_csv(root / "lenet/summary.csv", index=False)
+    figures = plots.figures(logs, cms, CLASSES, images, y_test[:SAMPLES], {v: p[:SAMPLES] for v, p in preds.items()})
+    (root / "plots").mkdir()
+    for name, fig in figures.items():
+        for fmt in ("png", "svg"):
+            (root / "plots" / f"{name}.{fmt}").write_bytes(plots.to_bytes(fig, fmt))
+    write_manifest(root)
+    return root
+
+
+def task_of(rel: str) -> str:
+    return {"data": "data", "lenet": "train:lenet_plain", "plots": "plots"}[rel.split("/")[0]]
+
+
+def write_manifest(root: Path) -> None:
+    """manifest.json listing every file under root with its sha256 (as pipeline/artifacts.record does)."""
+    official = json.loads((root / "data/dataset.json").read_text())["official"]
+    entries = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel != "manifest.json":
+            entries[rel] = {"task": task_of(rel), "commit": "0123456789abcdef", "dirty": False,
+                            "torch": "2.13.0+cpu", "config": {}, "seeds": {"seed": 0, "split_seed": 0},
+                            "device": "cpu (2 threads)", "data": {"source": "/data/x", "official": official,
+                                                                  "md5s": {}, "mismatched": []},
+                            "timestamp": "2025-01-01T00:00:00Z", "sha256": sha256(p), "bytes": p.stat().st_size}
+    write_json(root / "manifest.json", {"artifacts": entries, "tasks": {}})
+
+
+def set_official(root: Path, official: bool) -> None:
+    path = root / "data/dataset.json"
+    dataset = json.loads(path.read_text())
+    md5s = OFFICIAL_MD5S if official else REBUILT_MD5S
+    dataset.update(official=official, md5s=md5s,
+                   mismatched=[n for n in md5s if md5s[n] != OFFICIAL_MD5S[n]])
+    write_json(path, dataset)
+    write_manifest(root)
+
+
+@pytest.fixture(scope="module")
+def fake_template(tmp_path_factory) -> Path:
+    """One fake tree per module (drawing the plots takes seconds); tests copy it."""
+    return write_fake_artifacts(tmp_path_factory.mktemp("template") / "artifacts")
+
+
+@pytest.fixture
+def fake_artifacts(fake_template, tmp_path) -> Path:
+    return Path(shutil.copytree(fake_template, tmp_path / "artifacts"))
+
+
+@dataclass
+class Build:
+    returncode: int
+    output: str
+    site: Path
+
+    def pages(self) -> dict[str, str]:
+        """Every content page of the built site (not the 404 page): path -> HTML."""
+        return {p.relative_to(self.site).as_posix(): p.read_text()
+                for p in self.site.rglob("*.html") if p.name != "404.html"}
+
+
+def build(artifacts: Path, out: Path, config: Path = ROOT / "mkdocs.yml") -> Build:
+    env = {**os.environ, "LENET_ARTIFACTS": str(artifacts)}
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(out)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    return Build(result.returncode, result.stdout + result.stderr, out)
+
+
+def unofficial_notices(html: str) -> int:
+    return html.count("Results from an unofficial copy of CIFAR-10")
+
+
+# ------------------------------------------------------------------------------------------ builds
+
+def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
+    b = build(fake_artifacts, tmp_path / "site")
+    assert b.returncode == 0, b.output
+    pages = b.pages()
+    expected = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
+                "lenet/training/index.html", "lenet/results/index.html", "reproducibility/index.html"}
+    assert expected <= set(pages)
+    for path, html in pages.items():
+        assert unofficial_notices(html) == 1, f"{path} lacks the unofficial-data notice (or has it twice)"
+        assert "{{" not in html, f"{path} has an unreplaced placeholder"
+        # Nothing is fetched from elsewhere: no external script, stylesheet or image.
+        external = re.findall(r'<(?:script|img|iframe)[^>]+src="(?:https?:)?//[^"]+"|'
+                              r'<link[^>]+rel="(?:stylesheet|preload|preconnect)"[^>]+href="(?:https?:)?//[^"]+"', html)
+        assert not external, f"{path} requests {external}"
+    results = pages["lenet/results/index.html"]
+    assert "65.9%" in results and "61.8%" in results  # from summary.csv, formatted
+    assert "<code>lenet_bn_dropout</code> has the higher test accuracy" in results
+    assert "percentage points" in results
+    assert "overfits" in results  # lenet_plain's fake validation loss rises at the end
+    for name in ("learning_curves", "per_class_accuracy", "samples", "confusion_lenet_plain"):
+        assert (b.site / "assets/plots" / f"{name}.svg").is_file()
+        assert f"assets/plots/{name}" in results or name == "learning_curves"
+    # The code is the real source, included by pymdownx.snippets.
+    assert "class</span> <span class=\"nc\">LeNet" in pages["lenet/model/index.html"]
+    assert "def</span> <span class=\"nf\">per_image_standardize" in pages["lenet/preprocess/index.html"]
+    # Parameter counts from metrics.json, with totals that match the hand count.
+    assert f"{sum(PARAMS.values()):,}" in pages["lenet/model/index.html"]
+
+
+def test_official_data_has_no_notice(fake_artifacts, tmp_path):
+    set_official(fake_artifacts, True)
+    b = build(fake_artifacts, tmp_path / "site")
+    assert b.returncode == 0, b.output
+    for path, html in b.pages().items():
+        assert unofficial_notices(html) == 0, f"{path} shows the unofficial notice for official data"
+    assert "come from the official data" in b.pages()["reproducibility/index.html"]
+
+
+@pytest.mark.parametrize("missing, task", [
+    ("lenet/lenet_plain/log.csv", "invoke train"),
+    ("data/dataset.json", "invoke data"),
+    ("plots/confusion_lenet_bn_dropout.svg", "invoke plots"),
+])
+def test_build_fails_when_an_artifact_is_missing(fake_artifacts, tmp_path, missing, task):
+    (fake_artifacts / missing).unlink()
+    b = build(fake_artifacts, tmp_path / "site")
+    assert b.returncode != 0
+    assert f"{missing} is missing; run `{task}`" in b.output, b.output
+
+
+def test_build_fails_on_an_unknown_placeholder(fake_artifacts, tmp_path):
+    docs = Path(shutil.copytree(ROOT / "docs", tmp_path / "docs"))
+    (docs / "bad.md").write_text("# Bad\n\nAccuracy: {{ metrik lenet_plain test_accuracy pct }}\n")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    config.update(docs_dir=str(docs), hooks=[str(ROOT / "hooks/artifacts.py")])
+    config_path = tmp_path / "mkdocs.yml"
+    config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    b = build(fake_artifacts, tmp_path / "site", config_path)
+    assert b.returncode != 0
+    assert "bad.md" in b.output and "unknown placeholder 'metrik'" in b.output, b.output
+
+
+# ------------------------------------------------------------------------------------ hook units
+
+@pytest.fixture(scope="module")
+def hook():
+    spec = importlib.util.spec_from_file_location("artifacts_hook", ROOT / "hooks/artifacts.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakePage:
+    def __init__(self, src_uri: str):
+        self.file = type("F", (), {"src_uri": src_uri})()
+
+
+def fill(hook, root: Path, text: str, src_uri: str = "lenet/results.md") -> str:
+    return hook.substitute(hook.Artifacts(root), text, FakePage(src_uri))
+
+
+def test_placeholders_read_the_artifacts(hook, fake_artifacts):
+    assert fill(hook, fake_artifacts, "{{ metric lenet_plain test_accuracy pct }}") == "61.8%"
+    assert fill(hook, fake_artifacts, "x {{ metric lenet_bn_dropout epochs }} y") == f"x {EPOCHS} y"
+    assert fill(hook, fake_artifacts, "{{ run lenet_plain config.val_size int }}") == "5,000"
+    assert fill(hook, fake_artifacts, "{{ dataset counts.test int }}") == "10,000"
+    assert fill(hook, fake_artifacts, "{{ expect lenet_plain preprocess rescale }}") == ""
+    assert fill(hook, fake_artifacts, "{{ plot samples.png Some images }}") == \
+        "[![Some images](../assets/plots/samples.png){ loading=lazy }](../assets/plots/samples.png)"
+    table = fill(hook, fake_artifacts, "    {{ log_table lenet_plain }}")
+    assert len(table.split("\n")) == 2 + EPOCHS and all(line.startswith("    |") for line in table.split("\n"))
+
+
+def test_compare_words_follow_the_numbers(hook, fake_artifacts):
+    a, b = VARIANTS
+    assert fill(hook, fake_artifacts, f"{{{{ compare test_accuracy {b} {a} }}}}").startswith(f"`{a}` has the higher")
+    assert fill(hook, fake_artifacts, "{{ compare final_train_loss }}").startswith(f"`{a}` has the higher final")
+    summary = fake_artifacts / "lenet/summary.csv"
+    df = pd.read_csv(summary)
+    df.loc[df.variant == b, "test_accuracy"] = 0.7
+    df.to_csv(summary, index=False)
+    write_manifest(fake_artifacts)
+    assert fill(hook, fake_artifacts, "{{ compare test_accuracy }}") == (
+        f"`{b}` has the higher test accuracy: 70.0% against 65.9% for `{a}` (4.1 percentage points).")
+
+
+def test_val_trend(hook, fake_artifacts):
+    assert "overfits" in fill(hook, fake_artifacts, "{{ val_trend lenet_plain }}")
+    assert "levelled off" in fill(hook, fake_artifacts, "{{ val_trend lenet_bn_dropout }}")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{{ nope }}", "unknown placeholder 'nope'"),
+    ("{{ metric lenet_big test_accuracy }}", "no run of variant 'lenet_big'"),
+    ("{{ metric lenet_plain accuracy }}", "no column 'accuracy'"),
+    ("{{ metric lenet_plain }}", "wrong arguments"),
+    ("{{ dataset counts.nope }}", "no field 'counts.nope'"),
+    ("{{ expect lenet_plain preprocess normalize }}", "update the page"),
+    ("{{ plot nope }}", "plots/nope.svg is missing; run `invoke plots`"),
+    ("a {{ summary_table }}", "put it alone on its line"),
+])
+def test_bad_placeholders_fail(hook, fake_artifacts, text, message):
+    with pytest.raises(hook.PluginError, match=re.escape(message)):
+        fill(hook, fake_artifacts, text)
+
+
+def test_changed_artifact_fails(hook, fake_artifacts):
+    with open(fake_artifacts / "lenet/summary.csv", "a") as f:
+        f.write("\n")
+    with pytest.raises(hook.PluginError, match="has changed since `invoke train` wrote it"):
+        fill(hook, fake_artifacts, "{{ summary_table }}")
