@@ -21,6 +21,9 @@ from invoke.exceptions import Exit
 ROOT = Path(__file__).resolve().parent
 ART = Path(os.environ.get("LENET_ARTIFACTS", ROOT / "artifacts"))
 CACHE = ROOT / "data"
+SMOKE = ROOT / "build" / "smoke"      # smoke runs never touch artifacts/
+EXPECTED_COUNTS = (50000, 10000)      # CIFAR-10's train / test sizes; tests use a tiny archive
+VAL_SIZE, SPLIT_SEED = 5000, 0        # the 45,000 / 5,000 train / validation split, fixed by seed
 PIPELINE = ROOT / "pipeline"
 DATA_HELP = {
     "source": "CIFAR-10 archive (cifar-10-python.tar.gz) or extracted cifar-10-batches-py/ "
@@ -54,12 +57,13 @@ def _code(*names: str) -> list[Path]:
 
 # --- data ----------------------------------------------------------------------------------
 
-def load_dataset(source=None, allow_unofficial_data=False, val_size=5000, split_seed=0):
+def load_dataset(source=None, allow_unofficial_data=False):
     """Locate, verify and load CIFAR-10, then split it. Returns (arrays, info) where arrays
     holds x_train/y_train (the 45,000), x_val/y_val, x_test/y_test as uint8 HWC / int64."""
     from pipeline import data
     batch_dir, info = data.prepare(source, allow_unofficial_data, cache_dir=CACHE)
-    x_train, y_train, x_test, y_test = data.load_data(batch_dir)
+    x_train, y_train, x_test, y_test = data.load_data(batch_dir, expected_counts=EXPECTED_COUNTS)
+    val_size, split_seed = VAL_SIZE, SPLIT_SEED
     train_idx, val_idx = data.train_val_split(len(y_train), val_size, split_seed)
     arrays = {"x_train": x_train[train_idx], "y_train": y_train[train_idx],
               "x_val": x_train[val_idx], "y_val": y_train[val_idx],
@@ -116,6 +120,18 @@ def data(c, source=None, allow_unofficial_data=False, samples=40, force=False):
 
 
 # --- train ---------------------------------------------------------------------------------
+
+def _parse(value, kind, flag):
+    """A flag invoke passes as a string (its default is None) converted, or a one-line error."""
+    from pipeline.errors import UserError
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise UserError(f"{flag} must be a{'n integer' if kind is int else ' number'}, "
+                        f"got {value!r}") from None
+
 
 def _check_train_args(epochs, batch_size, lr, seed):
     from pipeline.errors import UserError
@@ -191,13 +207,14 @@ def train(c, variant="all", epochs=20, batch_size=None, lr=None, seed=0, device=
     from pipeline.data import CLASSES
     from pipeline.preprocess import preprocess
     from pipeline.train import TrainConfig, fit, select_device
+    batch_size, lr = _parse(batch_size, int, "--batch-size"), _parse(lr, float, "--lr")
     _check_train_args(epochs, batch_size, lr, seed)
     names = _variants(variant)
     select_device(device)  # fail on a bad device before loading 180 MB of data
     overrides = {k: v for k, v in {"batch_size": batch_size, "lr": lr}.items() if v is not None}
     configs = [replace(TrainConfig(variant=v, epochs=epochs, seed=seed, device=device,
                                    smoke=smoke), **overrides) for v in names]
-    root = ROOT / "build" / "smoke" if smoke else ART
+    root = SMOKE if smoke else ART
     out = root / "lenet"
     raw, info = load_dataset(source, allow_unofficial_data)
     code = _code("data", "preprocess", "model", "train")
@@ -208,7 +225,7 @@ def train(c, variant="all", epochs=20, batch_size=None, lr=None, seed=0, device=
         if not force and A.is_up_to_date(root, name, key):
             print(f"{name}: up to date (use --force to retrain)")
             continue
-        print(f"{name}: {config.preprocess} inputs, {config.epochs} epochs, "
+        print(f"{name}: {config.preprocess} inputs, {1 if config.smoke else config.epochs} epochs, "
               f"batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
         (x_tr, x_va, x_te), stats = preprocess(raw["x_train"], raw["x_val"], raw["x_test"],
                                                mode=config.preprocess)
@@ -222,7 +239,7 @@ def train(c, variant="all", epochs=20, batch_size=None, lr=None, seed=0, device=
         paths = write_run(out, config, result, info, CLASSES)
         A.record(root, name, key, paths,
                  {"config": asdict(config), "seeds": {"seed": config.seed,
-                                                      "split_seed": config.split_seed},
+                                                      "split_seed": info["split"]["seed"]},
                   "device": result["device"], "data": data_provenance(info)})
         f = result["final"]
         print(f"{name}: test accuracy {f['test_accuracy']:.2%}, best val "
@@ -236,9 +253,6 @@ def train(c, variant="all", epochs=20, batch_size=None, lr=None, seed=0, device=
 @user_errors
 def plots(c, force=False):
     """Render learning curves, confusion matrices and the sample grid from artifacts/."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     import pandas as pd
 
@@ -265,25 +279,13 @@ def plots(c, force=False):
     cms = {v: pd.read_csv(ART / "lenet" / v / "confusion.csv", index_col=0).to_numpy()
            for v in variants}
     with np.load(samples) as s:
-        images, labels, indices = s["images"], s["labels"], s["indices"]
+        images, labels, indices = s["images"][:24], s["labels"][:24], s["indices"][:24]
     preds = {v: pd.read_csv(ART / "lenet" / v / "predictions.csv")
              .set_index("index").loc[indices, "prediction"].to_numpy() for v in variants}
-    figures = {"learning_curves": P.learning_curves(logs),
-               "per_class_accuracy": P.per_class_accuracy(cms, classes),
-               "samples": P.sample_grid(images[:24], labels[:24],
-                                        {v: p[:24] for v, p in preds.items()}, classes)}
-    for v in variants:
-        figures[f"confusion_{v}"] = P.confusion_matrix_figure(cms[v], classes, v)
     paths = []
-    for name, fig in figures.items():
+    for name, fig in P.figures(logs, cms, classes, images, labels, preds).items():
         for ext in ("png", "svg"):
-            path = ART / "plots" / f"{name}.{ext}"
-            with A.atomic_path(path) as tmp:
-                # metadata without dates: the same inputs give byte-identical files
-                fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight",
-                            metadata={"Date": None} if ext == "svg" else {"Software": None})
-            paths.append(path)
-        plt.close(fig)
+            paths.append(A.write_bytes(ART / "plots" / f"{name}.{ext}", P.to_bytes(fig, ext)))
     info = A.read_json(dataset)
     A.record(ART, "plots", key, paths, {"config": {"variants": variants}, "seeds": {},
                                         "device": None, "data": data_provenance(info)})
@@ -326,14 +328,16 @@ def answers(c, force=False):
 @task(help={"strict": "fail on any warning (default true)", "site_dir": "output folder"})
 def docs(c, strict=True, site_dir="site"):
     """Build the site with MkDocs (reads artifacts/ only; a missing artifact fails the build)."""
+    # Material >= 9.7 prints an end-of-life banner about MkDocs 2 on every build; not ours to fix.
     c.run(f"{sys.executable} -m mkdocs build {'--strict' if strict else ''} -d {site_dir}",
-          pty=False)
+          pty=False, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @task(help={"port": "port to serve on (127.0.0.1)"})
 def serve(c, port=8000):
     """Preview the site with live reload at http://127.0.0.1:PORT/."""
-    c.run(f"{sys.executable} -m mkdocs serve -a 127.0.0.1:{port}", pty=False)
+    c.run(f"{sys.executable} -m mkdocs serve -a 127.0.0.1:{port}", pty=False,
+          env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 # --- bench, test, clean, all ---------------------------------------------------------------

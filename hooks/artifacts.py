@@ -16,7 +16,7 @@ holds spaces). A placeholder that expands to several lines (a table) must stand 
 its indentation is repeated on every line, so it works inside admonitions and `???` blocks.
 `{{` is reserved: any `{{ ... }}` in a page must be one of these.
 
-    {{ summary_table }}                   both runs, one row each (lenet/summary.csv)
+    {{ summary_table }}                   every run side by side, one column each (lenet/summary.csv)
     {{ metric VARIANT COLUMN [FORMAT] }}  one cell of lenet/summary.csv, e.g.
                                           {{ metric lenet_plain test_accuracy pct }}
     {{ expect VARIANT COLUMN VALUE }}     nothing, but fails the build unless that summary.csv cell
@@ -31,7 +31,8 @@ its indentation is repeated on every line, so it works inside admonitions and `?
     {{ run VARIANT KEY [FORMAT] }}        a value of lenet/VARIANT/metrics.json; KEY is dotted,
                                           e.g. {{ run lenet_plain config.val_size }}
     {{ dataset KEY [FORMAT] }}            a value of data/dataset.json, KEY dotted
-    {{ dataset_table }}                   all of data/dataset.json, flattened to one table
+    {{ dataset_table }}                   data/dataset.json but its checksums, flattened to one table
+    {{ md5_table }}                       each data file's md5 beside the official one
     {{ data_notice }}                     one sentence: official data or not, and which files differ
     {{ provenance [ARTIFACT] }}           commit, time, device, torch, data of the manifest entry of
                                           ARTIFACT (default lenet/summary.csv)
@@ -81,6 +82,7 @@ COMPARE = {
 VAL_RISE_TOLERANCE = 0.02
 # The rebuilt copy of CIFAR-10 (shared/cifar10/README.md): its test_batch md5, to name it exactly.
 REBUILT_TEST_MD5 = "328708d8965ef6bd364a7a13d64d35e6"
+MD5_FIELDS = ("md5s", "official_md5s", "mismatched")  # dataset.json fields md5_table shows
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 
@@ -256,14 +258,22 @@ def code(value) -> str:
 # ------------------------------------------------------------------------------------------ placeholders
 
 def summary_table(a: Artifacts) -> str:
-    rows = []
-    for r in a.summary:
-        rows.append([code(r["variant"]), code(r["preprocess"]), fmt(r["test_accuracy"], "pct"),
-                     f"{fmt(r['best_val_accuracy'], 'pct')} (epoch {r['best_val_epoch']})",
-                     fmt(r["final_train_loss"], "f3"), fmt(r["train_seconds"], "f1"),
-                     fmt(r["images_per_second"], ",.0f"), fmt(r["params"], "int"), r["device"]])
-    return table(["model", "preprocessing", "test accuracy", "best val. accuracy", "final train loss",
-                  "train time (s)", "images/s", "parameters", "device"], rows, "llrrrrrrl")
+    """One column per run (two runs read better side by side than as nine-column rows)."""
+    runs = a.summary
+    fields = [
+        ("preprocessing", lambda r: code(r["preprocess"])),
+        ("test accuracy", lambda r: f"**{fmt(r['test_accuracy'], 'pct')}**"),
+        ("best validation accuracy (epoch)", lambda r: f"{fmt(r['best_val_accuracy'], 'pct')} ({r['best_val_epoch']})"),
+        ("final training loss", lambda r: fmt(r["final_train_loss"], "f3")),
+        ("epochs", lambda r: r["epochs"]),
+        ("training time (s)", lambda r: fmt(r["train_seconds"], "f1")),
+        ("throughput (images/s)", lambda r: fmt(r["images_per_second"], ",.0f")),
+        ("parameters", lambda r: fmt(r["params"], "int")),
+        ("device", lambda r: r["device"]),
+    ]
+    header = ["", *(code(r["variant"]) for r in runs)]
+    rows = [[label, *(get(r) for r in runs)] for label, get in fields]
+    return table(header, rows, "l" + "r" * len(runs))
 
 
 def metric(a: Artifacts, variant: str, column: str, spec: str | None = None) -> str:
@@ -323,11 +333,11 @@ def val_trend(a: Artifacts, variant: str) -> str:
 
 def log_table(a: Artifacts, variant: str) -> str:
     rows = [[r["epoch"], fmt(r["train_loss"], "f4"), fmt(r["train_accuracy"], "pct2"),
-             fmt(r["val_loss"], "f4"), fmt(r["val_accuracy"], "pct2"), fmt(r["test_loss"], "f4"),
-             fmt(r["test_accuracy"], "pct2"), fmt(r["seconds"], "f2"), fmt(r["images_per_second"], ",.0f")]
-            for r in a.log(variant)]
-    return table(["epoch", "train loss", "train acc.", "val. loss", "val. acc.", "test loss", "test acc.",
-                  "seconds", "images/s"], rows, "rrrrrrrrr")
+             fmt(r["val_loss"], "f4"), fmt(r["val_accuracy"], "pct2"),
+             fmt(r["test_accuracy"], "pct2"), fmt(r["seconds"], "f1")]
+            for r in a.log(variant)]  # test loss is left out for width: it is in the curves and the CSV
+    return table(["epoch", "train loss", "train acc.", "val. loss", "val. acc.", "test acc.", "time (s)"],
+                 rows, "rrrrrrr")
 
 
 def params_table(a: Artifacts) -> str:
@@ -353,8 +363,20 @@ def dataset(a: Artifacts, key: str, spec: str | None = None) -> str:
 
 
 def dataset_table(a: Artifacts) -> str:
-    rows = [[code(k), code(v) if isinstance(v, str) else fmt(v)] for k, v in flatten(a.dataset)]
+    """All of dataset.json but the checksums (md5_table shows those side by side)."""
+    rows = [[code(k), code(v) if isinstance(v, str) else fmt(v)]
+            for k, v in flatten({k: v for k, v in a.dataset.items() if k not in MD5_FIELDS})]
     return table(["field", "value"], rows)
+
+
+def md5_table(a: Artifacts) -> str:
+    """Each data file's md5 next to the official one (dataset.json `md5s`, `official_md5s`)."""
+    md5s = dig(a.dataset, "md5s", a.display("data/dataset.json"))
+    official = a.dataset.get("official_md5s") or {}
+    mismatched = set(a.dataset.get("mismatched") or [])
+    rows = [[code(name), code(md5), code(official.get(name, "?")),
+             "✗ differs" if name in mismatched else "✓ same"] for name, md5 in md5s.items()]
+    return table(["file", "md5 of the copy used", "official md5", ""], rows)
 
 
 def data_notice(a: Artifacts) -> str:
@@ -392,7 +414,7 @@ def provenance(a: Artifacts, artifact: str = "lenet/summary.csv") -> str:
         rows.append(["files differing from the official md5s", ", ".join(map(code, data["mismatched"]))])
     for name, md5 in (data.get("md5s") or {}).items():
         rows.append([f"md5 of {code(name)}", code(md5)])
-    return table(["", ""], rows)
+    return table(["field", "value"], rows)
 
 
 def manifest_table(a: Artifacts) -> str:
@@ -415,7 +437,7 @@ def plot(a: Artifacts, name: str, *alt: str, page=None) -> str:
 PLACEHOLDERS = {
     "summary_table": summary_table, "metric": metric, "expect": expect, "compare": compare, "val_trend": val_trend,
     "log_table": log_table, "params_table": params_table, "run": run, "dataset": dataset,
-    "dataset_table": dataset_table, "data_notice": data_notice, "provenance": provenance,
+    "dataset_table": dataset_table, "md5_table": md5_table, "data_notice": data_notice, "provenance": provenance,
     "manifest_table": manifest_table, "plot": plot,
 }
 

@@ -1,8 +1,8 @@
 """The "plots" stage: figures of the trained runs, drawn from data the caller read from `artifacts/`.
 
 Every function takes plain data (DataFrames, arrays, dicts) and returns a `matplotlib.figure.Figure`;
-nothing here reads or writes a file (the invoke task loads the artifacts, calls `figures`, and writes
-each figure's `to_bytes` as PNG and SVG). Figures are built with `Figure()` directly, never through
+nothing here reads or writes a file (the invoke task loads the artifacts, draws the figures, and
+writes each as PNG and SVG; `to_bytes` encodes one reproducibly, in memory). Figures are built with `Figure()` directly, never through
 pyplot: no global figure registry to leak, no GUI backend, and PNG output goes through Agg whatever
 backend the caller has selected (matplotlib's "embedding in a web server" recipe). Figures have a
 white background so they read the same on the site's light and dark pages. Model colours are fixed
@@ -68,7 +68,7 @@ def learning_curves(logs: dict[str, pd.DataFrame]) -> Figure:
             raise ValueError(f"log of {variant} lacks the columns {', '.join(missing)} (see ARTIFACTS.md)")
         if len(log) == 0:
             raise ValueError(f"log of {variant} has no epochs")
-    fig = Figure(figsize=(11, 4.2), facecolor="white", layout="constrained")
+    fig = Figure(figsize=(9, 3.8), facecolor="white", layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for i, (variant, log) in enumerate(logs.items()):
         for split, style in SPLIT_STYLES.items():
@@ -127,7 +127,7 @@ def confusion_matrix_figure(cm: np.ndarray, classes, title: str) -> Figure:
 
 
 def sample_grid(images: np.ndarray, labels, predictions: dict[str, np.ndarray], classes,
-                ncols: int = 8) -> Figure:
+                ncols: int = 6) -> Figure:
     """Test images with their true label and each model's prediction, green (✓) if right, red (✗)
     if wrong. Models are abbreviated M1, M2, ... in the order of `predictions`; the key is the title.
 
@@ -159,12 +159,13 @@ def sample_grid(images: np.ndarray, labels, predictions: dict[str, np.ndarray], 
     short = {v: f"M{i + 1}" for i, v in enumerate(preds)}
     # Placed by hand (inches), not by a layout engine: each cell is an image with its text lines
     # under it, and equal-aspect images inside a layout engine drift away from their captions.
-    cell_w, img, line, pad, head = 1.45, 1.2, 0.16, 0.12, 0.4
+    # Sizes in inches; 6 columns at 9 pt stay legible when the site shrinks the figure to ~750 px.
+    cell_w, img, line, pad, head, font = 1.5, 1.2, 0.19, 0.12, 0.4, 9
     cell_h = img + line * (1 + len(preds)) + pad
     fig_w, fig_h = cell_w * ncols, cell_h * nrows + head
     fig = Figure(figsize=(fig_w, fig_h), facecolor="white")
     fig.text(0.5, 1 - 0.5 * head / fig_h, "   ".join(f"{s} = {v}" for v, s in short.items()),
-             ha="center", va="center", fontsize=9)
+             ha="center", va="center", fontsize=font + 1)
     for i in range(k):
         r, c = divmod(i, ncols)
         left = c * cell_w + (cell_w - img) / 2
@@ -175,10 +176,11 @@ def sample_grid(images: np.ndarray, labels, predictions: dict[str, np.ndarray], 
         lines = [(f"true: {classes[labels[i]]}", "black", "bold")]
         for v, p in preds.items():
             right = p[i] == labels[i]
-            lines.append((f"{short[v]}: {classes[p[i]]} {'✓' if right else '✗'}", RIGHT if right else WRONG, "normal"))
+            mark, color = ("✓", RIGHT) if right else ("✗", WRONG)
+            lines.append((f"{short[v]}: {classes[p[i]]} {mark}", color, "normal"))
         for j, (text, color, weight) in enumerate(lines):
             ax.annotate(text, xy=(0.5, 0), xycoords="axes fraction", xytext=(0, -2 - 72 * line * j),
-                        textcoords="offset points", ha="center", va="top", fontsize=7,
+                        textcoords="offset points", ha="center", va="top", fontsize=font,
                         color=color, fontweight=weight)
     return fig
 
@@ -200,7 +202,7 @@ def per_class_accuracy(cms: dict[str, np.ndarray], classes) -> Figure:
     n, m = len(classes), len(checked)
     width = 0.8 / m
     x = np.arange(n)
-    fig = Figure(figsize=(10, 4.2), facecolor="white", layout="constrained")
+    fig = Figure(figsize=(8.5, 3.6), facecolor="white", layout="constrained")
     ax = fig.subplots()
     for i, (v, cm) in enumerate(checked.items()):
         acc = 100 * np.diag(cm) / np.maximum(cm.sum(axis=1), 1)

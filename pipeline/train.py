@@ -29,8 +29,6 @@ class TrainConfig:
     batch_size: int = 128              # the homework's batch; `invoke bench` measures others
     lr: float = 1e-3                   # Adam's default step, as in the homework's LeNet_Cifar10
     seed: int = 0                      # weight init, dropout masks and batch order
-    split_seed: int = 0                # which 5,000 training images are held out for validation
-    val_size: int = 5000               # 45,000 / 5,000 train / validation split
     eval_batch_size: int = 1000        # evaluation batch; no effect on results (BN in eval mode)
     device: str = "auto"               # auto = cuda, then mps, then cpu
     smoke: bool = False                # tiny subset and one epoch, to check the plumbing

@@ -6,6 +6,7 @@ placeholders. The real artifacts are never read: LENET_ARTIFACTS points the hook
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
 import importlib.util
 import json
 import os
@@ -46,7 +47,7 @@ PARAMS = {"conv1": 456, "bn1": 12, "conv2": 2416, "bn2": 32, "fc1": 48120, "bn3"
           "fc2": 10164, "bn4": 168, "fc3": 850}
 # The fake runs: model 1 ends higher on test accuracy; model 2's validation loss rises (overfits).
 FAKE = {
-    "lenet_bn_dropout": {"test_accuracy": 0.6593, "val_loss_end": 1.00, "preprocess": "normalize",
+    "lenet_bn_dropout": {"test_accuracy": 0.6593, "val_loss_end": 1.06, "preprocess": "normalize",
                          "seconds": 6.0, "final_train_loss": 0.8123},
     "lenet_plain": {"test_accuracy": 0.6184, "val_loss_end": 1.30, "preprocess": "rescale",
                     "seconds": 4.0, "final_train_loss": 0.5432},
@@ -78,9 +79,13 @@ def fake_log(variant: str) -> pd.DataFrame:
 
 
 def fake_predictions(variant: str, labels: np.ndarray) -> np.ndarray:
+    """Predictions exactly FAKE's test accuracy right; the wrong ones spread over the other classes."""
     rng = np.random.default_rng(VARIANTS.index(variant))
-    wrong = rng.random(len(labels)) > FAKE[variant]["test_accuracy"]
-    return np.where(wrong, (labels + 1 + rng.integers(0, 9, len(labels))) % 10, labels)
+    n_wrong = round(len(labels) * (1 - FAKE[variant]["test_accuracy"]))
+    wrong = rng.permutation(len(labels))[:n_wrong]
+    preds = labels.copy()
+    preds[wrong] = (labels[wrong] + rng.integers(1, 10, n_wrong)) % 10
+    return preds
 
 
 def write_fake_artifacts(root: Path, official: bool = False) -> Path:
@@ -194,10 +199,15 @@ class Build:
 
 
 def build(artifacts: Path, out: Path, config: Path = ROOT / "mkdocs.yml") -> Build:
-    env = {**os.environ, "LENET_ARTIFACTS": str(artifacts)}
+    env = {**os.environ, "LENET_ARTIFACTS": str(artifacts), "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(out)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     return Build(result.returncode, result.stdout + result.stderr, out)
+
+
+def text(html: str) -> str:
+    """The visible text of a page: tags dropped, entities decoded (code is split into spans)."""
+    return htmllib.unescape(re.sub(r"<[^>]+>", "", html))
 
 
 def unofficial_notices(html: str) -> int:
@@ -229,8 +239,9 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
         assert (b.site / "assets/plots" / f"{name}.svg").is_file()
         assert f"assets/plots/{name}" in results or name == "learning_curves"
     # The code is the real source, included by pymdownx.snippets.
-    assert "class</span> <span class=\"nc\">LeNet" in pages["lenet/model/index.html"]
-    assert "def</span> <span class=\"nf\">per_image_standardize" in pages["lenet/preprocess/index.html"]
+    assert (ROOT / "pipeline/model.py").read_text().splitlines()[0] in text(pages["lenet/model/index.html"])
+    assert "class LeNet(nn.Module):" in text(pages["lenet/model/index.html"])
+    assert "def per_image_standardize(x: np.ndarray)" in text(pages["lenet/preprocess/index.html"])
     # Parameter counts from metrics.json, with totals that match the hand count.
     assert f"{sum(PARAMS.values()):,}" in pages["lenet/model/index.html"]
 
@@ -260,7 +271,9 @@ def test_build_fails_on_an_unknown_placeholder(fake_artifacts, tmp_path):
     docs = Path(shutil.copytree(ROOT / "docs", tmp_path / "docs"))
     (docs / "bad.md").write_text("# Bad\n\nAccuracy: {{ metrik lenet_plain test_accuracy pct }}\n")
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
-    config.update(docs_dir=str(docs), hooks=[str(ROOT / "hooks/artifacts.py")])
+    # Paths in mkdocs.yml are relative to its folder: point them back at the repository.
+    config.update(docs_dir=str(docs), hooks=[str(ROOT / "hooks/artifacts.py")],
+                  watch=[str(ROOT / p) for p in config.get("watch", [])])
     config_path = tmp_path / "mkdocs.yml"
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
     b = build(fake_artifacts, tmp_path / "site", config_path)

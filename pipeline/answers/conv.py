@@ -213,7 +213,7 @@ def backward_kernels_symbols(c_in: int, c_out: int, kernel: int) -> list[list[li
 
 def backward_kernels(weight: np.ndarray) -> np.ndarray:
     """Numeric form of `backward_kernels_symbols`: (C_out, C_in, K) -> (C_in, C_out, K), reversed."""
-    return np.ascontiguousarray(np.asarray(weight)[:, :, ::-1].transpose(1, 0, 2))
+    return np.asarray(weight)[:, :, ::-1].transpose(1, 0, 2).copy()  # copy: fresh, positive strides
 
 
 def backward_padding(kernel: int, padding: int = 0) -> int:

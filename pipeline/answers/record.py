@@ -53,3 +53,14 @@ def answer(value, question: str, check: str, check_result: dict, **extra) -> dic
     entry = {"value": value, "question": question, "check": check, "check_result": check_result}
     entry.update({k: v for k, v in extra.items() if v is not None})
     return plain(entry)
+
+
+def fmt(x, digits: int = 6) -> str:
+    """A number for prose and steps: whole numbers without ".0", others to `digits` significant
+    digits; lists and arrays element-wise, as "[a, b, c]"."""
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(fmt(v, digits) for v in (x.tolist() if isinstance(x, np.ndarray) else x)) + "]"
+    f = float(x)
+    if abs(f - round(f)) < 1e-9 * max(1.0, abs(f)):
+        return str(int(round(f)))
+    return f"{f:.{digits}g}"

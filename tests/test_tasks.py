@@ -1,0 +1,219 @@
+"""The invoke tasks end to end on the tiny synthetic archive, and every bad input at the CLI:
+one clear line on stderr, a non-zero exit, and nothing half-written."""
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from invoke import Context
+
+import tasks
+from pipeline import artifacts as A
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, tiny_cifar):
+    """tasks.py pointed at a temporary artifacts/ and cache, expecting the tiny archive's sizes."""
+    monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
+    monkeypatch.setattr(tasks, "CACHE", tmp_path / "data")
+    monkeypatch.setattr(tasks, "SMOKE", tmp_path / "smoke")
+    monkeypatch.setattr(tasks, "EXPECTED_COUNTS", tiny_cifar.counts)
+    monkeypatch.setattr(tasks, "VAL_SIZE", 50)
+    monkeypatch.delenv("CIFAR10_PATH", raising=False)
+    monkeypatch.setenv("CIFAR10_ALLOW_UNOFFICIAL", "1")
+    return tmp_path
+
+
+def test_pipeline_end_to_end_then_skips(workspace, tiny_cifar, capsys):
+    c = Context()
+    src = str(tiny_cifar.archive)
+    tasks.data(c, source=src, samples=24)
+    tasks.train(c, epochs=2, batch_size=64, source=src, quiet=True)
+    tasks.plots(c)
+    art = workspace / "artifacts"
+    summary = A.read_csv(art / "lenet" / "summary.csv")
+    assert [r["variant"] for r in summary] == ["lenet_bn_dropout", "lenet_plain"]
+    for column in ("variant", "seed", "epochs", "test_accuracy", "best_val_accuracy",
+                   "final_train_loss", "train_seconds", "images_per_second", "device"):
+        assert column in summary[0]
+    for r in summary:
+        assert 0 <= float(r["test_accuracy"]) <= 1 and int(r["epochs"]) == 2
+        log = A.read_csv(art / "lenet" / r["variant"] / "log.csv")
+        assert len(log) == 2
+        cm = np.loadtxt(art / "lenet" / r["variant"] / "confusion.csv", delimiter=",",
+                        skiprows=1, usecols=range(1, 11))
+        assert cm.sum() == tiny_cifar.counts[1]
+        assert np.trace(cm) / cm.sum() == pytest.approx(float(r["test_accuracy"]))
+    manifest = A.read_json(art / "manifest.json")
+    for rel, entry in manifest["artifacts"].items():
+        assert entry["sha256"] == A.sha256_file(art / rel), rel
+        for key in ("task", "commit", "config", "seeds", "device", "torch", "data", "timestamp"):
+            assert key in entry, (rel, key)
+        if entry["data"] is not None:
+            assert entry["data"]["official"] is False
+    assert not list(art.rglob("*.tmp"))
+
+    capsys.readouterr()
+    tasks.data(c, source=src, samples=24)
+    tasks.train(c, epochs=2, batch_size=64, source=src, quiet=True)
+    tasks.plots(c)
+    out = capsys.readouterr().out
+    assert out.count("up to date") == 4, out
+
+    # a changed output is noticed, and --force redoes the work
+    (art / "lenet" / "lenet_plain" / "log.csv").write_text("tampered\n")
+    tasks.train(c, epochs=2, batch_size=64, source=src, quiet=True, variant="lenet_plain")
+    assert "tampered" not in (art / "lenet" / "lenet_plain" / "log.csv").read_text()
+    capsys.readouterr()
+    tasks.plots(c, force=True)
+    assert "up to date" not in capsys.readouterr().out
+
+
+def test_smoke_run_stays_out_of_artifacts(workspace, tiny_cifar):
+    tasks.train(Context(), smoke=True, source=str(tiny_cifar.batch_dir), quiet=True,
+                variant="lenet_plain")
+    assert (workspace / "smoke" / "lenet" / "summary.csv").exists()
+    assert not (workspace / "artifacts").exists()
+
+
+def test_plots_without_training_is_a_clear_error(workspace):
+    with pytest.raises(Exception, match="missing; run `invoke data`"):
+        tasks.plots(Context())
+
+
+# --- bad input at the command line ----------------------------------------------------------
+
+def run_invoke(*args, env=None, cwd=ROOT):
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("CIFAR10_PATH", "CIFAR10_ALLOW_UNOFFICIAL")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture
+def art_env(tmp_path):
+    """Point a subprocess's tasks at an empty temporary artifacts dir; check it stays empty."""
+    art = tmp_path / "artifacts"
+    yield {"LENET_ARTIFACTS": str(art)}
+    assert not art.exists() or not any(art.rglob("*")), "a failed task wrote artifacts"
+
+
+def copy_tiny(tiny_cifar, tmp_path):
+    d = tmp_path / "cifar-10-batches-py"
+    shutil.copytree(tiny_cifar.batch_dir, d)
+    return d
+
+
+CASES = {
+    "missing path": (lambda t, p: str(p / "nope.tar.gz"), ["does not exist"]),
+    "empty path": (lambda t, p: "", ["empty"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_source(case, tiny_cifar, tmp_path, art_env):
+    make, fragments = CASES[case]
+    proc = run_invoke("data", "--source", make(tiny_cifar, tmp_path), env=art_env)
+    assert_one_line_error(proc, *fragments)
+
+
+def test_truncated_archive(tiny_cifar, tmp_path, art_env):
+    bad = tmp_path / "cifar-10-python.tar.gz"
+    bad.write_bytes(tiny_cifar.archive.read_bytes()[:5000])
+    proc = run_invoke("data", "--source", str(bad), "--allow-unofficial-data", env=art_env)
+    assert_one_line_error(proc, "truncated or corrupt")
+
+
+def test_garbage_archive(tmp_path, art_env):
+    bad = tmp_path / "cifar-10-python.tar.gz"
+    bad.write_bytes(b"this is not a gzip file at all" * 100)
+    proc = run_invoke("data", "--source", str(bad), "--allow-unofficial-data", env=art_env)
+    assert_one_line_error(proc, "corrupt")
+
+
+def test_unofficial_md5_refused_without_flag(tiny_cifar, art_env):
+    proc = run_invoke("data", "--source", str(tiny_cifar.batch_dir), env=art_env)
+    assert_one_line_error(proc, "not the official", "--allow-unofficial-data")
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-pickle",))
+
+
+def test_code_executing_pickle_is_refused(tiny_cifar, tmp_path, art_env):
+    d = copy_tiny(tiny_cifar, tmp_path)
+    (d / "data_batch_2").write_bytes(pickle.dumps({b"data": Exploit()}, protocol=2))
+    proc = run_invoke("data", "--source", str(d), "--allow-unofficial-data", env=art_env,
+                      cwd=ROOT)
+    assert_one_line_error(proc, "refusing to unpickle")
+    assert not (ROOT / "pwned-by-pickle").exists()
+
+
+@pytest.mark.parametrize("problem", ["float pixels", "label 10", "wrong columns"])
+def test_bad_batch_contents(problem, tiny_cifar, tmp_path, art_env):
+    d = copy_tiny(tiny_cifar, tmp_path)
+    data, labels = tiny_cifar.batches["data_batch_3"]
+    labels = list(labels)
+    if problem == "float pixels":
+        data = data.astype(np.float32)
+    elif problem == "label 10":
+        labels[0] = 10
+    else:
+        data = data[:, :3000]
+    with open(d / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": data, b"labels": labels}, f, protocol=2)
+    proc = run_invoke("data", "--source", str(d), "--allow-unofficial-data", env=art_env)
+    assert_one_line_error(proc, "data_batch_3")
+
+
+def test_wrong_counts(tiny_cifar, art_env):
+    # the tiny archive is a well-formed CIFAR batch set with too few images for the real thing
+    proc = run_invoke("data", "--source", str(tiny_cifar.batch_dir), "--allow-unofficial-data",
+                      env=art_env)
+    assert_one_line_error(proc, "50000")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--variant", "lenet9"], "unknown variant 'lenet9'"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--batch-size", "-3"], "--batch-size must be at least 1"),
+    (["--lr", "0"], "--lr must be positive"),
+    (["--lr", "fast"], "--lr must be a number"),
+    (["--seed", "-1"], "--seed must be non-negative"),
+])
+def test_bad_train_flags(args, fragment, art_env):
+    assert_one_line_error(run_invoke("train", *args, env=art_env), fragment)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_requested_without_gpu(art_env):
+    assert_one_line_error(run_invoke("train", "--device", "cuda", env=art_env), "no CUDA GPU")
+
+
+def test_every_task_and_argument_has_help():
+    for name, t in tasks.__dict__.items():
+        if getattr(t, "__module__", None) is None or not hasattr(t, "body"):
+            continue
+        assert t.__doc__ and t.__doc__.strip(), name
+        import inspect
+        params = list(inspect.signature(t.body).parameters)[1:]
+        assert set(params) <= set(t.help), (name, set(params) - set(t.help))
