@@ -106,8 +106,9 @@ def git_state(repo: Path = Path(".")) -> dict:
                               check=True).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        # Only code and config count as "dirty"; regenerated artifacts are expected to differ.
-        status = git("status", "--porcelain", "--", ".", ":!artifacts", ":!data", ":!site")
+        # Only the code that computes artifacts counts as "dirty"; site sources and regenerated
+        # artifacts are expected to differ between the commit and the run.
+        status = git("status", "--porcelain", "--", "pipeline", "tasks.py", "requirements.txt")
         return {"commit": commit, "dirty": bool(status)}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": "unknown", "dirty": True}

@@ -65,7 +65,8 @@ def test_conv_output_size_and_params_match_conv2d(case, c_in, c_out):
 
 
 @EXAMPLES
-@given(st.integers(3, 24), st.integers(1, 3), st.integers(1, 5), st.integers(1, 3), st.integers(0, 2), st.integers(1, 6))
+@given(st.integers(3, 24), st.integers(1, 3), st.integers(1, 5), st.integers(1, 3), st.integers(0, 2),
+       st.integers(1, 6))
 def test_conv_mult_adds_match_flop_counter(size, k, c_in, s, p, c_out):
     layer = torch.nn.Conv2d(c_in, c_out, k, stride=s, padding=p, bias=False, device="meta")
     with FlopCounterMode(display=False) as counter:

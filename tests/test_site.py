@@ -126,7 +126,7 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
                  "epochs": EPOCHS, "train_seconds": float(logs[v]["seconds"].sum()), "eval_seconds": 3.0,
                  "images_per_second": float(last["images_per_second"]), "params": sum(by_layer.values())}
         config = {"variant": v, "epochs": EPOCHS, "batch_size": 128, "lr": 0.001, "seed": 0, "split_seed": 0,
-                  "val_size": 5000, "eval_batch_size": 1000, "device": "auto", "smoke": False, "smoke_size": 2000}
+                  "eval_batch_size": 1000, "device": "auto", "smoke": False, "smoke_size": 2000}
         write_json(vdir / "metrics.json", {
             "variant": v, "description": f"fake {v}", "config": config, "preprocess": FAKE[v]["preprocess"],
             "final": final, "params_by_layer": by_layer, "device": "cpu (2 threads)", "data": data_info})
@@ -303,7 +303,7 @@ def fill(hook, root: Path, text: str, src_uri: str = "lenet/results.md") -> str:
 def test_placeholders_read_the_artifacts(hook, fake_artifacts):
     assert fill(hook, fake_artifacts, "{{ metric lenet_plain test_accuracy pct }}") == "61.8%"
     assert fill(hook, fake_artifacts, "x {{ metric lenet_bn_dropout epochs }} y") == f"x {EPOCHS} y"
-    assert fill(hook, fake_artifacts, "{{ run lenet_plain config.val_size int }}") == "5,000"
+    assert fill(hook, fake_artifacts, "{{ run lenet_plain config.eval_batch_size int }}") == "1,000"
     assert fill(hook, fake_artifacts, "{{ dataset counts.test int }}") == "10,000"
     assert fill(hook, fake_artifacts, "{{ expect lenet_plain preprocess rescale }}") == ""
     assert fill(hook, fake_artifacts, "{{ plot samples.png Some images }}") == \

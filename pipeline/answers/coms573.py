@@ -154,8 +154,9 @@ def _tex(name: str) -> str:
     return f"{name[0]}_{{{name[1:]}}}"
 
 
-def _random_case(c_in, c_out, kernel, length, stride=1, padding=0, seed=SEED):
-    """Random weights, input and upstream gradient in float64, with autograd's dL/dX."""
+def random_conv1d_case(c_in, c_out, kernel, length, stride=1, padding=0, seed=SEED):
+    """Seeded float64 case: w (C_out, C_in, K), x (1, C_in, L), y = conv1d(x, w) (1, C_out, L_out),
+    an upstream gradient dy like y, and autograd's dL/dX like x."""
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(c_out, c_in, kernel, dtype=torch.float64, generator=g)
     x = torch.randn(1, c_in, length, dtype=torch.float64, generator=g, requires_grad=True)
@@ -181,7 +182,7 @@ def q3(c_in: int = Q3_C_IN, c_out: int = Q3_C_OUT, kernel: int = Q3_KERNEL,
         B_as_conv[row][col] = kb[i][j][k]
     is_conv = B_as_conv == B
 
-    w, x, y, dy, dx = _random_case(c_in, c_out, kernel, length)
+    w, x, y, dy, dx = random_conv1d_case(c_in, c_out, kernel, length)
     W = w.numpy()
     A_num = conv.symbols_to_numbers(A, W)
     B_num = conv.symbols_to_numbers(B, W)
@@ -262,7 +263,7 @@ def strided_backward_demo(length: int = 8, channels=(3, 4), kernel: int = 3, str
     forward pass dropped input rows) and with an explicit "dilate, pad, conv2d" construction.
     """
     c_in, c_out = channels
-    w, x, y, dy, dx = _random_case(c_in, c_out, kernel, length, stride, padding, seed)
+    w, x, y, dy, dx = random_conv1d_case(c_in, c_out, kernel, length, stride, padding, seed)
     dx_ours = conv.conv1d_backward_as_conv(dy[0].numpy(), w.numpy(), length, stride, padding)
     l_out = y.shape[-1]
     output_padding = length - ((l_out - 1) * stride - 2 * padding + kernel)  # rows the forward dropped

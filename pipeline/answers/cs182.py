@@ -16,6 +16,7 @@ import scipy.signal
 import sympy as sp
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.answers import batchnorm as bn
 from pipeline.answers import conv
@@ -329,7 +330,8 @@ def q3d(kernel: int = 3, channels: int = 16, size: int = 32, pool: int = 2) -> d
     ma_plain = conv.conv_mult_adds(channels, channels, kernel, size, size)
     ma_pooled_same_c = conv.conv_mult_adds(channels, channels, kernel, h2, h2)
     ma_pooled_double_c = conv.conv_mult_adds(2 * channels, 2 * channels, kernel, h2, h2)
-    rf_value = {"pool_adds": (pool - 1) * rf_plain[0][1], "growth_factor_of_later_layers": growth_after // growth_before,
+    rf_value = {"pool_adds": (pool - 1) * rf_plain[0][1],
+                "growth_factor_of_later_layers": growth_after // growth_before,
                 "conv_conv": rf_plain[-1][0], "conv_pool_conv": rf_pooled[-1][0]}
     return {
         "cs182.q3.d.receptive_field": answer(
@@ -340,7 +342,8 @@ def q3d(kernel: int = 3, channels: int = 16, size: int = 32, pool: int = 2) -> d
             agreement([rf_value["conv_conv"], rf_value["conv_pool_conv"]], [measured["plain"], measured["pooled"]]),
             method="r grows by (k - 1) x jump per layer and the jump multiplies by the stride: the pool "
                    "adds (2 - 1) x jump itself and doubles how fast every later layer grows it.",
-            steps=[f"conv{kernel} then conv{kernel}: receptive field {rf_plain[-1][0]} (each conv adds {growth_before}).",
+            steps=[f"conv{kernel} then conv{kernel}: receptive field {rf_plain[-1][0]} "
+                   f"(each conv adds {growth_before}).",
                    f"conv{kernel}, pool{pool}, conv{kernel}: {rf_pooled[0][0]} -> {rf_pooled[1][0]} "
                    f"(the pool adds {rf_value['pool_adds']}) -> {rf_pooled[2][0]} (the conv now adds "
                    f"{growth_after}, {rf_value['growth_factor_of_later_layers']}x as much)."]),
@@ -363,8 +366,7 @@ def q3d(kernel: int = 3, channels: int = 16, size: int = 32, pool: int = 2) -> d
 
 
 def _flop_ratios(kernel, channels, size, h2) -> list[float]:
-    from torch.utils.flop_counter import FlopCounterMode
-
+    """Multiply-add ratios of the next conv (pooled / not pooled), from torch's FLOP counter."""
     def macs(c, s):
         layer = torch.nn.Conv2d(c, c, kernel, padding=(kernel - 1) // 2, bias=False, device="meta")
         with FlopCounterMode(display=False) as counter:
@@ -517,7 +519,8 @@ def q3f(x1=None, x2=None, x3=None, x4=None, seeds=(0, 1, 2)) -> dict:
     out["cs182.q3.f.seam_caveat"] = answer(
         f"Exact only away from the wrap-around seam: a 2x2 kernel with padding 1 on both sides gives a "
         f"{s + 1}x{s + 1} output from a {s}x{s} input, so the pair (last row, first row) is counted "
-        f"twice. Shifting x1 down by {', '.join(map(str, moved))} row(s) puts its line on that seam and changes g by up to "
+        f"twice. Shifting x1 down by {', '.join(map(str, moved))} row(s) puts its line on that seam and "
+        f"changes g by up to "
         f"{fmt(max(by_shift), 3)} (random weights, seed {seeds[0]}); every other shift leaves g unchanged.",
         "(Beyond the question) Is the GAP output exactly invariant to every circular shift here?",
         f"the GAP output for x1 rolled down by 0..{s - 1} rows, compared with g1 (torch, seed {seeds[0]})",
@@ -552,7 +555,8 @@ def q5b(n: int = 8, d: int = 5, seed: int = SEED) -> dict:
         f"torch.nn.functional.batch_norm(training=True) on a random ({n}, {d}) float64 batch",
         {"agrees": err < 1e-10, "max_abs_error": err}, latex=formula,
         steps=[r"$d\hat x = \gamma\, dy$; $\mu$ and $\sigma^2$ depend on every $x_{kj}$, so two extra "
-               r"terms appear: $d\sigma^2 = \sum_k d\hat x_{kj}(x_{kj}-\mu_j)\cdot(-\tfrac12)(\sigma_j^2+\epsilon)^{-3/2}$, "
+               r"terms appear: $d\sigma^2 = \sum_k d\hat x_{kj}(x_{kj}-\mu_j)"
+               r"\cdot(-\tfrac12)(\sigma_j^2+\epsilon)^{-3/2}$, "
                r"$d\mu = -\sum_k d\hat x_{kj}/\sqrt{\sigma_j^2+\epsilon}$.",
                r"Collecting terms gives the formula; $dgamma_j = \sum_k dy_{kj}\hat x_{kj}$, "
                r"$d\beta_j = \sum_k dy_{kj}$."])}

@@ -95,7 +95,7 @@ def bn_distributions(a: dict) -> Figure:
                  label=f"{label}: N({mean:g}, {std ** 2:g})")
     ax1.axvline(beta, color="k", ls="--", lw=1)
     ax1.annotate(r"$\beta$", (beta, ax1.get_ylim()[1] * 0.9), xytext=(5, 0), textcoords="offset points")
-    ax1.set_xticks(d["axis_ticks"] + [d["input_mean"]])
+    ax1.set_xticks(d["axis_ticks"])  # beta +- k gamma: the scale 1(a) asks for
     ax1.set_xlabel("value")
     ax1.set_ylabel("density")
     ax1.set_title("1(a): batch norm with gamma, beta: same shape, moved to beta, width gamma")
@@ -160,6 +160,7 @@ def receptive_field_growth(a: dict) -> Figure:
                 xy=(2, rf["conv_pool_conv"]), xytext=(2.6, rf["conv_pool_conv"] + 10),
                 arrowprops={"arrowstyle": "->"}, fontsize=8)
     ax.plot([2], [rf["conv_pool_conv"]], "s", color="k")
+    ax.set_xticks(sorted({c["L"] for c in cases}))
     ax.set_xlabel("number of stride-1 conv layers L")
     ax.set_ylabel("receptive field (input pixels)")
     ax.set_title("Receptive field growth: lines = formula, circles = autograd")

@@ -2,20 +2,23 @@
 
 The site's pages (docs/answers/*.py, executed by mkdocs-jupyter) hold headings and prose; every
 number, matrix and formula they show comes through here from the JSON file that `invoke answers`
-wrote, and every figure from artifacts/answers/<name>.png. A missing file raises
-FileNotFoundError saying which task to run, so the site build fails instead of showing stale or
-invented numbers. The formatting functions are pure (entry in, Markdown string out); `AnswerPage`
+wrote, and every figure from artifacts/answers/<name>.png. Each file must be listed in
+artifacts/manifest.json with a matching sha256 (as the site hook requires of its files); a missing
+or changed file raises an error saying which task to run, so the build fails instead of showing
+stale or invented numbers. The formatting functions are pure (entry in, Markdown string out); `AnswerPage`
 adds the IPython display calls. Imports neither torch nor the computing modules.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 
-ANSWERS_JSON = Path("artifacts") / "answers.json"
-FIGURES_DIR = Path("artifacts") / "answers"
+ANSWERS_JSON = "answers.json"   # paths inside the artifacts folder, as manifest.json keys them
+FIGURES_DIR = "answers"
 SYMBOL = re.compile(r"^w(\d+)\^(\d+),?(\d+)$")  # "w1^21" / "w1^10,3" (conv.weight_symbol)
 MAX_GIVEN_VALUES = 40  # givens with more numbers than this are summarised, not printed
 
@@ -32,18 +35,39 @@ def repo_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"no mkdocs.yml at or above {start}; build the site from the repository.")
 
 
-def load_answers(root: Path) -> dict:
-    path = Path(root) / ANSWERS_JSON
+def artifacts_dir(root: Path) -> Path:
+    """$LENET_ARTIFACTS if set (relative to the working directory), else root/artifacts: the same
+    rule as the site's hook (hooks/artifacts.py), so pages and hook read the same tree."""
+    env = os.environ.get("LENET_ARTIFACTS")
+    return Path(env).resolve() if env else Path(root) / "artifacts"
+
+
+def verified(root: Path, rel: str) -> Path:
+    """artifacts/<rel>, which must exist and match the sha256 manifest.json records for it (the
+    contract of ARTIFACTS.md): a page never shows a file that changed after `invoke answers`."""
+    folder = artifacts_dir(root)
+    path = folder / rel
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run `invoke answers` before building the site.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path} is missing; run `invoke answers` to record {rel}.")
+    table = json.loads(manifest_path.read_text(encoding="utf-8")).get("artifacts", {})
+    entry = table.get(rel, table.get(f"artifacts/{rel}"))
+    if not isinstance(entry, dict) or "sha256" not in entry:
+        raise FileNotFoundError(f"{rel} is not recorded in {manifest_path}; run `invoke answers`.")
+    if entry["sha256"] != hashlib.sha256(path.read_bytes()).hexdigest():
+        raise ValueError(f"{path} changed after `invoke answers` wrote it (sha256 differs from the "
+                         f"manifest); rerun `invoke answers --force`.")
+    return path
+
+
+def load_answers(root: Path) -> dict:
+    return json.loads(verified(root, ANSWERS_JSON).read_text(encoding="utf-8"))
 
 
 def figure_path(root: Path, name: str) -> Path:
-    path = Path(root) / FIGURES_DIR / f"{name}.png"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; run `invoke answers` before building the site.")
-    return path
+    return verified(root, f"{FIGURES_DIR}/{name}.png")
 
 
 # --- formatting --------------------------------------------------------------------------------
@@ -113,7 +137,7 @@ def value_md(entry: dict) -> str:
     if latex is not None:
         body = (r" \times ".join(rf"\left({t}\right)" if "+" in t else t for t in latex)
                 if isinstance(latex, list) else latex)
-        code = " x ".join(v) if isinstance(v, list) else v
+        code = " x ".join(f"({t})" if "+" in t else t for t in v) if isinstance(v, list) else v
         return f"$$ {body} $$\n\n(as text: `{code}`)"
     if isinstance(v, bool):
         return "**Yes**" if v else "**No**"
@@ -127,7 +151,7 @@ def value_md(entry: dict) -> str:
         return f"$$ {matrix_tex(v)} $$"
     unit = entry.get("unit")
     if isinstance(v, list):
-        return escape(compact(v)) + (f" ({escape(unit)})" if unit else "") = entry.get("unit")
+        return escape(compact(v)) + (f" ({escape(unit)})" if unit else "")
     return f"**{number(v)}**" + (f" {escape(unit)}" if unit else "")
 
 
@@ -178,8 +202,9 @@ def demonstration_md(entry: dict, keys=None) -> str:
 def table_md(answers: dict, keys: list[str], row_names: list[str]) -> str:
     """Several list-valued answers side by side, one row per element (CS182 3(e)'s table)."""
     head = "| layer | " + " | ".join(f"`{k}`" for k in keys) + " |\n" + "|---" * (len(keys) + 1) + "|"
-    rows = [f"| {escape(name)} | " + " | ".join(escape(compact(answers[k]["value"][n])).replace("[", "").replace("]", "")
-                                                .replace(", ", " x ") for k in keys) + " |"
+    def cell(v):  # a shape [7, 7, 10] as 7 x 7 x 10, as the homework's table writes it
+        return escape(compact(v)).replace("[", "").replace("]", "").replace(", ", " x ")
+    rows = [f"| {escape(name)} | " + " | ".join(cell(answers[k]["value"][n]) for k in keys) + " |"
             for n, name in enumerate(row_names)]
     return head + "\n" + "\n".join(rows)
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from pipeline.answers import batchnorm as bn
 from pipeline.answers import conv
-from pipeline.answers.coms573 import Q1_IN_CHANNELS, Q1_LAYERS, Q1_PADDING, Q1_SIZE, _random_case, block_facts
+from pipeline.answers.coms573 import (Q1_IN_CHANNELS, Q1_LAYERS, Q1_PADDING, Q1_SIZE, block_facts,
+                                      random_conv1d_case)
 from pipeline.answers.csce421 import Q3_BETA, Q3_Z
 from pipeline.answers.record import fmt, plain
 from pipeline.errors import UserError
@@ -42,7 +43,8 @@ def coms573_stride_arithmetic() -> dict:
     return _erratum(
         "coms573.q1.b.input_size", "COM S 573 HW5 solutions (002)", "1(b), first stage",
         "(63-3+2)/2+1 = 32",
-        f"The input is {Q1_SIZE} wide: floor(({Q1_SIZE}-3+2)/2)+1 = floor({(Q1_SIZE - 3 + 2 * Q1_PADDING) / 2})+1 = {right}. "
+        f"The input is {Q1_SIZE} wide: floor(({Q1_SIZE}-3+2)/2)+1 = "
+        f"floor({(Q1_SIZE - 3 + 2 * Q1_PADDING) / 2})+1 = {right}. "
         "The result 32 stands, but the 63 is a slip, and with 64 the division is not exact (the last "
         "padded row and column are covered by no window).",
         "the solution's expression evaluated; conv_output_size(64, 3, stride 2, pad 1); the output "
@@ -76,7 +78,7 @@ def coms573_memory_stage_two() -> dict:
 def coms573_y_labels() -> dict:
     """3(a): the output vector is labelled y11, y12, y13, y14; Y is 2 x 2."""
     c_in, c_out, k, length = 2, 2, 3, 4
-    w, x, y, _, _ = _random_case(c_in, c_out, k, length, seed=SEED)
+    w, x, y, _, _ = random_conv1d_case(c_in, c_out, k, length, seed=SEED)
     A = conv.symbols_to_numbers(conv.conv1d_matrix_symbols(c_in, c_out, k, length), w.numpy())
     rows = A @ x.numpy().ravel()
     l_out = y.shape[-1]
@@ -112,7 +114,7 @@ def coms573_padding_arithmetic() -> dict:
 def coms573_second_kernel() -> dict:
     """3(c): the kernel for dL/dx2 is written unreversed."""
     c_in, c_out, k, length = 2, 2, 3, 4
-    w, _, _, dy, dx = _random_case(c_in, c_out, k, length, seed=SEED)
+    w, _, _, dy, dx = random_conv1d_case(c_in, c_out, k, length, seed=SEED)
     ours = conv.backward_kernels_symbols(c_in, c_out, k)
     # the solution's two kernels, transcribed from the text
     says = [[["w3^11", "w2^11", "w1^11"], ["w3^12", "w2^12", "w1^12"]],

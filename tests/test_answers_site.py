@@ -1,0 +1,147 @@
+"""The answers' figures and pages: built from answers.json alone, every referenced id and figure
+exists, the Markdown renders what the JSON holds, and each page notebook executes without error
+(fast enough for mkdocs-jupyter's build) against artifacts laid out as the repository has them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import jupytext
+import pytest
+import torch
+from matplotlib.figure import Figure
+from nbclient import NotebookClient
+
+from pipeline.answers import compute_all
+from pipeline.answers import render
+from pipeline.answers.figures import figures
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = sorted((REPO / "docs" / "answers").glob("*.py"))
+PAGE_SECONDS = 10  # the brief's limit per page in the site build
+
+
+@pytest.fixture(scope="module")
+def answers() -> dict:
+    n = torch.get_num_threads()
+    try:
+        return compute_all()
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, answers) -> Path:
+    """A mirror of the repository layout: mkdocs.yml, artifacts/answers.json and figures, and
+    the pipeline package (linked), as `invoke answers` would leave them."""
+    root = tmp_path_factory.mktemp("site")
+    (root / "mkdocs.yml").write_text("site_name: test\n")
+    (root / "pipeline").symlink_to(REPO / "pipeline", target_is_directory=True)
+    (root / "artifacts" / "answers").mkdir(parents=True)
+    (root / "artifacts" / "answers.json").write_text(json.dumps(answers, allow_nan=False))
+    for name, fig in figures(answers).items():
+        fig.savefig(root / "artifacts" / "answers" / f"{name}.png", dpi=60)
+    write_manifest(root / "artifacts")
+    return root
+
+
+def write_manifest(folder: Path):
+    """manifest.json listing every file under `folder` with its sha256 (ARTIFACTS.md's contract)."""
+    entries = {str(p.relative_to(folder)): {"task": "answers", "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+               for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    (folder / "manifest.json").write_text(json.dumps({"artifacts": entries}))
+
+
+def test_figures_are_built_from_the_answers_dict(answers, tmp_path):
+    figs = figures(json.loads(json.dumps(answers)))  # exactly what answers.json holds
+    assert set(figs) == {"conv_sliding_window", "conv_matrix_A", "bn_distributions", "bn_running_stats",
+                         "receptive_field", "fir_1d"}
+    for name, fig in figs.items():
+        assert isinstance(fig, Figure) and fig.axes, name
+        fig.savefig(tmp_path / f"{name}.png", dpi=40)
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    assert not list(Path.cwd().glob("*.png"))  # building figures wrote nothing
+
+
+def test_every_id_and_figure_a_page_names_exists(answers):
+    figure_names = set(figures(answers))
+    for page in PAGES:
+        text = page.read_text()
+        ids = set(re.findall(r'"((?:csce421|coms573|cs182)\.[A-Za-z0-9_.]+)"', text))
+        assert ids or "page.errata()" in text, page.name
+        assert ids <= set(answers), (page.name, ids - set(answers))
+        assert set(re.findall(r'page\.figure\("(\w+)"', text)) <= figure_names, page.name
+
+
+def test_every_answer_is_shown_on_some_page(answers):
+    shown = set()
+    for page in PAGES:
+        shown |= set(re.findall(r'"((?:csce421|coms573|cs182)\.[A-Za-z0-9_.]+)"', page.read_text()))
+    assert set(answers) - {"errata"} <= shown, set(answers) - {"errata"} - shown
+
+
+# Names that contain digits (courses, seeds, file names); anything else with two digits or a
+# decimal point in a page's prose would be a number typed by hand.
+NAMES_WITH_DIGITS = re.compile(r"CSCE-421|COM S 573|CS182|HW\d|seed \d{3}|\d{3}\)|1x1|[\w/]+\.py")
+
+
+def test_pages_type_no_numbers():
+    """Page prose (Markdown cells) carries no results: numbers come from answers.json."""
+    for page in PAGES:
+        for line in page.read_text().splitlines():
+            if line.startswith("# ") and not line.startswith("# %%"):
+                assert not re.search(r"\d{2,}|\d\.\d", NAMES_WITH_DIGITS.sub("", line)), (page.name, line)
+
+
+def test_entry_markdown_shows_value_and_check(answers):
+    for key, entry in answers.items():
+        if key == "errata":
+            continue
+        md = render.entry_md(key, entry)
+        assert f"`{key}`" in md and "**Check.**" in md and "DOES NOT AGREE" not in md
+    assert r"\begin{bmatrix}" in render.entry_md("coms573.q3.A", answers["coms573.q3.A"])
+    assert "w_{1}^{21}" in render.entry_md("coms573.q3.A", answers["coms573.q3.A"])
+    errata = render.errata_md(answers["errata"]["value"])
+    assert errata.count("### ") == len(answers["errata"]["value"])
+
+
+def test_escape_keeps_math_and_protects_emphasis():
+    assert render.escape("w2^11*x12 and z_hat $a_1 * b$") == r"w2^11\*x12 and z\_hat $a_1 * b$"
+
+
+def test_missing_unrecorded_or_changed_artifacts_fail_loudly(tmp_path):
+    (tmp_path / "mkdocs.yml").write_text("site_name: t\n")
+    (tmp_path / "docs").mkdir()
+    assert render.repo_root(tmp_path / "docs") == tmp_path
+    with pytest.raises(FileNotFoundError, match="invoke answers"):
+        render.load_answers(tmp_path)
+    with pytest.raises(FileNotFoundError, match="invoke answers"):
+        render.figure_path(tmp_path, "conv_matrix_A")
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    (folder / "answers.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        render.load_answers(tmp_path)
+    write_manifest(folder)
+    assert render.load_answers(tmp_path) == {}
+    (folder / "answers.json").write_text('{"changed": 1}')
+    with pytest.raises(ValueError, match="sha256"):
+        render.load_answers(tmp_path)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_page_notebook_executes(site, page):
+    nb = jupytext.read(page)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(site)}}).execute()
+    assert time.perf_counter() - start < PAGE_SECONDS
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert markdown and "DOES NOT AGREE" not in markdown
+    n_images = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert n_images == page.read_text().count("page.figure(")
