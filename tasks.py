@@ -381,10 +381,11 @@ def test(c, browser=True, k=None):
     c.run(f"{sys.executable} -m pytest -q {' '.join(args)}", pty=False)
 
 
-@task
-def clean(c):
-    """Remove generated files (site/, build/, caches, artifacts/); never the downloaded data/."""
-    for p in (ROOT / "site", ROOT / "build", ROOT / ".pytest_cache", ART):
+@task(help={"artifacts": "also remove artifacts/ (the committed reference run; git restores it)"})
+def clean(c, artifacts=False):
+    """Remove generated files (site/, build/, caches); never the downloaded data/."""
+    targets = [ROOT / "site", ROOT / "build", ROOT / ".pytest_cache", ROOT / ".hypothesis"]
+    for p in targets + ([ART] if artifacts else []):
         if p.exists():
             shutil.rmtree(p)
             print(f"removed {_rel(p)}")

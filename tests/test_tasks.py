@@ -217,3 +217,19 @@ def test_every_task_and_argument_has_help():
         import inspect
         params = list(inspect.signature(t.body).parameters)[1:]
         assert set(params) <= set(t.help), (name, set(params) - set(t.help))
+
+
+def test_clean_keeps_data_and_artifacts(tmp_path, monkeypatch):
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    monkeypatch.setattr(tasks, "CACHE", tmp_path / "data")
+    monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
+    for d in ("site", "build/smoke", "data/extracted", "artifacts/lenet", "pipeline/__pycache__"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "data" / "extracted" / "data_batch_1").write_text("x")
+    tasks.clean(Context())
+    assert not (tmp_path / "site").exists() and not (tmp_path / "build").exists()
+    assert not (tmp_path / "pipeline" / "__pycache__").exists()
+    assert (tmp_path / "data" / "extracted" / "data_batch_1").exists()
+    assert (tmp_path / "artifacts" / "lenet").exists()
+    tasks.clean(Context(), artifacts=True)
+    assert not (tmp_path / "artifacts").exists() and (tmp_path / "data").exists()
