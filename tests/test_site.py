@@ -241,7 +241,7 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     # The code is the real source, included by pymdownx.snippets.
     assert (ROOT / "pipeline/model.py").read_text().splitlines()[0] in text(pages["lenet/model/index.html"])
     assert "class LeNet(nn.Module):" in text(pages["lenet/model/index.html"])
-    assert "def per_image_standardize(x: np.ndarray)" in text(pages["lenet/preprocess/index.html"])
+    assert "def per_image_standardize(x: np.ndarray, inplace: bool = False)" in text(pages["lenet/preprocess/index.html"])
     # Parameter counts from metrics.json, with totals that match the hand count.
     assert f"{sum(PARAMS.values()):,}" in pages["lenet/model/index.html"]
 
