@@ -1,0 +1,25 @@
+// Typesets the math of Markdown pages (pymdownx.arithmatex, generic mode: \( \) and \[ \]) with
+// the MathJax 2 copy that hooks/mathjax.py puts into the site, so no page asks another host for
+// it. Notebook pages (mkdocs-jupyter) load the same copy themselves; loading MathJax twice breaks
+// it, so this loader steps aside when a MathJax script is already on the page.
+(function () {
+  var already = Array.prototype.some.call(document.scripts, function (s) {
+    return /MathJax\.js/.test(s.src);
+  });
+  if (already || !document.querySelector(".arithmatex")) return;
+  var me = document.currentScript.src;
+  var root = me.slice(0, me.lastIndexOf("javascripts/mathjax-loader.js"));
+  window.MathJax = {
+    tex2jax: {
+      inlineMath: [["\\(", "\\)"]],
+      displayMath: [["\\[", "\\]"]],
+      processEscapes: true,
+      processClass: "arithmatex",
+      ignoreClass: ".*"  // only the arithmatex spans, never code blocks or prose
+    },
+    messageStyle: "none"
+  };
+  var s = document.createElement("script");
+  s.src = root + "assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,offline";
+  document.head.appendChild(s);
+})();
