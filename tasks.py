@@ -381,6 +381,12 @@ def test(c, browser=True, k=None):
     c.run(f"{sys.executable} -m pytest -q {' '.join(args)}", pty=False)
 
 
+@task(name="test-site")
+def test_site(c):
+    """Build the site and check it in Chromium: links, images, math, no outside requests."""
+    c.run(f"{sys.executable} -m pytest -q tests/test_site.py tests/test_browser.py", pty=False)
+
+
 @task(help={"artifacts": "also remove artifacts/ (the committed reference run; git restores it)"})
 def clean(c, artifacts=False):
     """Remove generated files (site/, build/, caches); never the downloaded data/."""

@@ -6,7 +6,11 @@ read from the artifact files (paths and columns as ARTIFACTS.md defines them); `
 `artifacts/manifest.json`, so the site cannot show a file that changed after its task wrote it. A
 missing or stale artifact, an unknown placeholder or a bad argument fails the build with a
 PluginError naming the file or placeholder and the invoke task that writes it. If
-`data/dataset.json` says `official: false`, every page gets a warning admonition at the top.
+`data/dataset.json` says `official: false`, every page gets a warning admonition under its title.
+
+Notebook pages (docs/answers/*.py, rendered by mkdocs-jupyter) read their artifacts themselves
+(pipeline/answers/render.py) and hold no placeholders: their "Markdown" is Python source, which
+the hook leaves alone; they get the notice in their HTML instead (`on_page_content`).
 
 Artifacts root: `$LENET_ARTIFACTS` if set (relative to the working directory), else `artifacts/`
 next to mkdocs.yml. Tests point it at a fake tree.
@@ -55,6 +59,7 @@ import re
 import shlex
 from pathlib import Path
 
+import markdown as md  # as md: the hook's functions call their Markdown argument `markdown`
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
@@ -85,6 +90,8 @@ REBUILT_TEST_MD5 = "328708d8965ef6bd364a7a13d64d35e6"
 MD5_FIELDS = ("md5s", "official_md5s", "mismatched")  # dataset.json fields md5_table shows
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+NOTEBOOK_SUFFIXES = (".py", ".ipynb")  # the pages mkdocs-jupyter renders (its `include` in mkdocs.yml)
+H1_END = re.compile(r"</h1>", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------- reading files
@@ -527,9 +534,26 @@ def on_files(files, config):
     return files
 
 
+def is_notebook(page) -> bool:
+    return page.file.src_uri.endswith(NOTEBOOK_SUFFIXES)
+
+
 def on_page_markdown(markdown, page, config, files):
+    if is_notebook(page):
+        return markdown  # Python source, which mkdocs-jupyter renders itself: see the docstring
     a = _artifacts
     markdown = substitute(a, markdown, page)
     if not a.official:
         markdown = insert_after_title(markdown, unofficial_warning(a))
     return markdown
+
+
+def on_page_content(html, page, config, files):
+    """Notebook pages: the unofficial-data notice, rendered as on the other pages, after the h1."""
+    a = _artifacts
+    if not is_notebook(page) or a.official:
+        return html
+    notice = md.markdown(unofficial_warning(a), extensions=config.markdown_extensions,
+                         extension_configs=config.mdx_configs)
+    end = H1_END.search(html)
+    return f"{html[:end.end()]}\n{notice}\n{html[end.end():]}" if end else f"{notice}\n{html}"

@@ -1,7 +1,10 @@
 """Tests of the report site: `mkdocs build --strict` against a complete FAKE artifacts tree (written
-here exactly as ARTIFACTS.md describes it, plots drawn by pipeline.plots), with one artifact removed,
-with official and unofficial data, and with a bad placeholder; plus unit tests of the hook's
-placeholders. The real artifacts are never read: LENET_ARTIFACTS points the hook at the fake tree.
+here exactly as ARTIFACTS.md describes it, plots drawn by pipeline.plots, the written answers
+computed by pipeline.answers), with one artifact removed, with official and unofficial data, with a
+bad placeholder and with a notebook page that fails; plus unit tests of the hooks (placeholders,
+the MathJax copy, the notebook cell time limit). The real artifacts are never read:
+LENET_ARTIFACTS points the hook and the notebook pages at the fake tree. (tests/test_browser.py
+opens the site built from the real artifacts in Chromium.)
 """
 from __future__ import annotations
 
@@ -20,9 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from pipeline import plots
+from pipeline.answers import compute_all
+from pipeline.answers.figures import figures as answer_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -52,7 +58,13 @@ FAKE = {
     "lenet_plain": {"test_accuracy": 0.6184, "val_loss_end": 1.30, "preprocess": "rescale",
                     "seconds": 4.0, "final_train_loss": 0.5432},
 }
-BUILD_TIMEOUT_S = 120
+BUILD_TIMEOUT_S = 180  # a build executes the four answer notebooks
+PAGES = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
+         "lenet/training/index.html", "lenet/results/index.html", "reproducibility/index.html",
+         "answers/csce421/index.html", "answers/coms573/index.html", "answers/cs182/index.html",
+         "answers/errata/index.html"}
+NOTEBOOK_PAGES = {p for p in PAGES if p.startswith("answers/")}
+MATHJAX_SCRIPT = re.compile(r'<script[^>]*\ssrc="([^"]*MathJax\.js[^"]*)"')
 
 
 def sha256(path: Path) -> str:
@@ -142,12 +154,27 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
     for name, fig in figures.items():
         for fmt in ("png", "svg"):
             (root / "plots" / f"{name}.{fmt}").write_bytes(plots.to_bytes(fig, fmt))
+    write_answers(root)
     write_manifest(root)
     return root
 
 
+def write_answers(root: Path) -> None:
+    """answers.json and answers/*.png as `invoke answers` writes them (computed, not copied)."""
+    threads = torch.get_num_threads()
+    try:
+        answers = compute_all()
+    finally:
+        torch.set_num_threads(threads)
+    (root / "answers").mkdir()
+    (root / "answers.json").write_text(json.dumps(answers, allow_nan=False))
+    for name, fig in answer_figures(answers).items():
+        fig.savefig(root / "answers" / f"{name}.png", dpi=40)
+
+
 def task_of(rel: str) -> str:
-    return {"data": "data", "lenet": "train:lenet_plain", "plots": "plots"}[rel.split("/")[0]]
+    return {"data": "data", "lenet": "train:lenet_plain", "plots": "plots", "answers": "answers",
+            "answers.json": "answers"}[rel.split("/")[0]]
 
 
 def write_manifest(root: Path) -> None:
@@ -220,9 +247,7 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     b = build(fake_artifacts, tmp_path / "site")
     assert b.returncode == 0, b.output
     pages = b.pages()
-    expected = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
-                "lenet/training/index.html", "lenet/results/index.html", "reproducibility/index.html"}
-    assert expected <= set(pages)
+    assert set(pages) == PAGES
     for path, html in pages.items():
         assert unofficial_notices(html) == 1, f"{path} lacks the unofficial-data notice (or has it twice)"
         assert "{{" not in html, f"{path} has an unreplaced placeholder"
@@ -244,6 +269,25 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     assert "def per_image_standardize(x: np.ndarray, inplace: bool = False)" in text(pages["lenet/preprocess/index.html"])
     # Parameter counts from metrics.json, with totals that match the hand count.
     assert f"{sum(PARAMS.values()):,}" in pages["lenet/model/index.html"]
+    # The answer pages are the executed notebooks, their code cells hidden, answers from answers.json.
+    answers = json.loads((fake_artifacts / "answers.json").read_text())
+    assert "csce421.q1.params" in text(pages["answers/csce421/index.html"])
+    assert f"{answers['csce421.q1.params']['value']:,}" in text(pages["answers/csce421/index.html"])
+    assert "page.show(" not in text(pages["answers/csce421/index.html"])  # hide-input cells
+    assert "data:image/png;base64," in pages["answers/cs182/index.html"]  # the figures
+    # MathJax: notebook pages load the site's own copy by a relative URL, Markdown pages the loader.
+    for path, html in pages.items():
+        scripts = MATHJAX_SCRIPT.findall(html)
+        if path in NOTEBOOK_PAGES:
+            assert scripts == ["../../assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,offline"], path
+        else:
+            assert scripts == [] and "javascripts/mathjax-loader.js" in html, path
+    assert 'class="arithmatex"' in pages["lenet/model/index.html"]
+    for rel in ("MathJax.js", "config/TeX-AMS-MML_HTMLorMML-full.js", "config/offline.js",
+                "jax/output/HTML-CSS/fonts/STIX-Web/fontdata.js",
+                "fonts/HTML-CSS/STIX-Web/woff/STIXMathJax_Main-Regular.woff"):
+        assert (b.site / "assets/mathjax" / rel).is_file(), rel
+    assert not list((b.site / "assets/mathjax").rglob("*.otf")) and not (b.site / "assets/mathjax/extensions/a11y").exists()
 
 
 def test_official_data_has_no_notice(fake_artifacts, tmp_path):
@@ -267,18 +311,34 @@ def test_build_fails_when_an_artifact_is_missing(fake_artifacts, tmp_path, missi
     assert f"{missing} is missing; run `{task}`" in b.output, b.output
 
 
-def test_build_fails_on_an_unknown_placeholder(fake_artifacts, tmp_path):
+def config_with_docs(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of docs/ to add pages to, and an mkdocs.yml that builds it: (docs, config path)."""
     docs = Path(shutil.copytree(ROOT / "docs", tmp_path / "docs"))
-    (docs / "bad.md").write_text("# Bad\n\nAccuracy: {{ metrik lenet_plain test_accuracy pct }}\n")
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     # Paths in mkdocs.yml are relative to its folder: point them back at the repository.
-    config.update(docs_dir=str(docs), hooks=[str(ROOT / "hooks/artifacts.py")],
+    config.update(docs_dir=str(docs), hooks=[str(ROOT / h) for h in config["hooks"]],
                   watch=[str(ROOT / p) for p in config.get("watch", [])])
     config_path = tmp_path / "mkdocs.yml"
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return docs, config_path
+
+
+def test_build_fails_on_an_unknown_placeholder(fake_artifacts, tmp_path):
+    docs, config_path = config_with_docs(tmp_path)
+    (docs / "bad.md").write_text("# Bad\n\nAccuracy: {{ metrik lenet_plain test_accuracy pct }}\n")
     b = build(fake_artifacts, tmp_path / "site", config_path)
     assert b.returncode != 0
     assert "bad.md" in b.output and "unknown placeholder 'metrik'" in b.output, b.output
+
+
+def test_build_fails_when_a_notebook_cell_fails(fake_artifacts, tmp_path):
+    """allow_errors: false. (The file sorts first, so the build stops before the real notebooks.)"""
+    docs, config_path = config_with_docs(tmp_path)
+    (docs / "answers/aaa_fails.py").write_text(
+        "# %% [markdown]\n# # Fails\n\n# %%\nraise RuntimeError('this cell fails on purpose')\n")
+    b = build(fake_artifacts, tmp_path / "site", config_path)
+    assert b.returncode != 0
+    assert "this cell fails on purpose" in b.output, b.output
 
 
 # ------------------------------------------------------------------------------------ hook units
@@ -350,3 +410,56 @@ def test_changed_artifact_fails(hook, fake_artifacts):
         f.write("\n")
     with pytest.raises(hook.PluginError, match="has changed since `invoke train` wrote it"):
         fill(hook, fake_artifacts, "{{ summary_table }}")
+
+
+@pytest.fixture(scope="module")
+def mathjax_hook():
+    spec = importlib.util.spec_from_file_location("mathjax_hook", ROOT / "hooks/mathjax.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebook_cells_get_a_time_limit(mathjax_hook):
+    from mkdocs_jupyter import nbconvert2
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    def timeout():
+        app = nbconvert2.get_nbconvert_app(execute=True, allow_errors=False)
+        return ExecutePreprocessor(config=app.config).timeout
+
+    assert mathjax_hook.CELL_TIMEOUT_S > 0
+    mathjax_hook.set_cell_timeout(7)
+    mathjax_hook.set_cell_timeout(9)  # `mkdocs serve` rebuilds: the latest wins, wrapped once
+    assert timeout() == 9
+    mathjax_hook.set_cell_timeout(mathjax_hook.CELL_TIMEOUT_S)
+    assert timeout() == mathjax_hook.CELL_TIMEOUT_S
+
+
+def test_mathjax_subset_is_small_and_complete(mathjax_hook):
+    src = mathjax_hook.mathjax_source()
+    files = mathjax_hook.mathjax_files(src)
+    assert sum(f.stat().st_size for f in files) < 4_000_000  # of the package's 12 MB
+    assert {"MathJax.js", "config/TeX-AMS-MML_HTMLorMML-full.js", "extensions/Safe.js"} <= \
+        {f.relative_to(src).as_posix() for f in files}
+
+
+class UrlPage:
+    def __init__(self, url: str):
+        self.url = url
+        self.file = type("F", (), {"src_uri": "answers/x.py"})()
+
+
+@pytest.mark.parametrize("src, url, ok", [
+    ("../../assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,offline", "answers/x/", True),
+    ("../assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,offline", "answers/x/", False),
+    ("https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/MathJax.js?config=TeX-AMS_CHTML-full", "x/", False),
+    ("/assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,offline", "", False),
+])
+def test_pages_load_only_the_sites_mathjax(mathjax_hook, src, url, ok):
+    html = f'<p>x</p><script src="{src}"> </script>'
+    if ok:
+        assert mathjax_hook.on_post_page(html, UrlPage(url), None) == html
+    else:
+        with pytest.raises(mathjax_hook.PluginError, match="not the site's own copy"):
+            mathjax_hook.on_post_page(html, UrlPage(url), None)

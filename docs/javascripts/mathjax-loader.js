@@ -1,12 +1,13 @@
 // Typesets the math of Markdown pages (pymdownx.arithmatex, generic mode: \( \) and \[ \]) with
 // the MathJax 2 copy that hooks/mathjax.py puts into the site, so no page asks another host for
-// it. Notebook pages (mkdocs-jupyter) load the same copy themselves; loading MathJax twice breaks
-// it, so this loader steps aside when a MathJax script is already on the page.
+// it. Notebook pages (mkdocs-jupyter) load the same copy themselves; two MathJax on one page break
+// each other, so this loader steps aside when the page already has one. The URL's query must stay
+// the same as hooks/mathjax.py's MATHJAX_QUERY.
 (function () {
   var already = Array.prototype.some.call(document.scripts, function (s) {
     return /MathJax\.js/.test(s.src);
   });
-  if (already || !document.querySelector(".arithmatex")) return;
+  if (already || window.MathJax || !document.querySelector(".arithmatex")) return;
   var me = document.currentScript.src;
   var root = me.slice(0, me.lastIndexOf("javascripts/mathjax-loader.js"));
   window.MathJax = {
@@ -14,8 +15,9 @@
       inlineMath: [["\\(", "\\)"]],
       displayMath: [["\\[", "\\]"]],
       processEscapes: true,
-      processClass: "arithmatex",
-      ignoreClass: ".*"  // only the arithmatex spans, never code blocks or prose
+      processEnvironments: true,
+      processClass: "arithmatex",  // only arithmatex's spans and divs,
+      ignoreClass: ".*|"           // never code blocks or prose
     },
     messageStyle: "none"
   };
