@@ -2,10 +2,12 @@
 
 The plain loop is the tutorial one: a `DataLoader` over a `TensorDataset` (batch 128, shuffled,
 per-sample indexing and collation), `nn.CrossEntropyLoss`, default `Adam`, `loss.item()` every
-step. Ours is `pipeline.train.train_epoch`: the data as one tensor, a batch gathered by slicing a
-permutation, fused Adam, no per-step host sync. Both train the same variant from the same
-initial weights on the same images; the two are timed alternately in one process, so machine
-noise hits both, and the medians over repeats are compared.
+step, and the model built from the stock torch.nn layers (`build_model(..., fast=False)`). Ours is
+`pipeline.train.train_epoch`: the data as one tensor, a batch gathered by slicing a permutation,
+fused Adam, no per-step host sync, and the model `fit` trains (`fast=True`: the same function
+and gradients through the hand-written pooling and conv functions of `pipeline.model`). Both
+train the same variant from the same initial weights on the same images; the two are timed
+alternately in one process, so machine noise hits both, and the medians over repeats are compared.
 """
 import statistics
 import time
@@ -57,17 +59,18 @@ def compare_loops(config, x, y, repeats: int = 5, log=None) -> dict:
     initial = build_model(config.variant).state_dict()
     plain_s, ours_s = [], []
 
-    def fresh():
-        model = build_model(config.variant).to(device)
+    def fresh(fast: bool):
+        model = build_model(config.variant, fast=fast).to(device)
         model.load_state_dict(initial)
         return model
 
     # One untimed epoch of each first: allocator and oneDNN kernel caches warm up.
-    plain_epoch(fresh(), x[:1024].cpu(), y[:1024].cpu(), config.lr)
-    our_epoch(fresh(), x[:1024], y[:1024], config.batch_size, config.lr, config.seed)
+    plain_epoch(fresh(fast=False), x[:1024].cpu(), y[:1024].cpu(), config.lr)
+    our_epoch(fresh(fast=True), x[:1024], y[:1024], config.batch_size, config.lr, config.seed)
     for r in range(repeats):
-        plain_s.append(plain_epoch(fresh(), x.cpu(), y.cpu(), config.lr))
-        ours_s.append(our_epoch(fresh(), x, y, config.batch_size, config.lr, config.seed + r))
+        plain_s.append(plain_epoch(fresh(fast=False), x.cpu(), y.cpu(), config.lr))
+        ours_s.append(our_epoch(fresh(fast=True), x, y, config.batch_size, config.lr,
+                                config.seed + r))
         if log is not None:
             n = x.shape[0]
             log(f"{config.variant} repeat {r + 1}/{repeats}: plain {n / plain_s[-1]:7.0f} img/s,"
