@@ -147,7 +147,10 @@ def _check_train_args(epochs, batch_size, lr, seed):
 
 def _variants(variant: str) -> list[str]:
     from pipeline.model import VARIANTS, get_variant
-    return list(VARIANTS) if variant == "all" else [get_variant(variant) and variant]
+    if variant == "all":
+        return list(VARIANTS)
+    get_variant(variant)  # an unknown name is a one-line UserError
+    return [variant]
 
 
 SUMMARY_COLUMNS = ("variant", "seed", "epochs", "preprocess", "batch_size", "lr",
