@@ -17,7 +17,7 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from pipeline.answers import compute_all
+from pipeline.answers import compute_all, single_thread
 
 ATOL = 1e-9          # float64 agreement
 SAMPLE_ATOL = 0.02   # statistics of 200k samples (CS182 1(b) correlation)
@@ -38,11 +38,9 @@ REQUIRED_IDS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny tensors: torch's thread pool only adds contention (see pipeline.answers.single_thread)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    """Tiny tensors: torch's thread pool only adds contention."""
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.answers import batchnorm as bn
-from pipeline.answers import conv, coms573, cs182, csce421
+from pipeline.answers import conv, coms573, cs182, csce421, single_thread
 from pipeline.errors import UserError
 
 ATOL = 1e-9
@@ -27,10 +27,9 @@ EXAMPLES = settings(max_examples=40, deadline=None)
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    """Tiny tensors: torch's thread pool only adds contention."""
+    with single_thread():
+        yield
 
 
 def rel_error(a, b) -> float:
