@@ -343,12 +343,17 @@ def test_build_fails_when_a_notebook_cell_fails(fake_artifacts, tmp_path):
 
 # ------------------------------------------------------------------------------------ hook units
 
-@pytest.fixture(scope="module")
-def hook():
-    spec = importlib.util.spec_from_file_location("artifacts_hook", ROOT / "hooks/artifacts.py")
+def load_hook(name: str):
+    """hooks/<name>.py as a module (MkDocs loads hooks by path, not as a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_hook", ROOT / "hooks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def hook():
+    return load_hook("artifacts")
 
 
 class FakePage:
@@ -414,10 +419,7 @@ def test_changed_artifact_fails(hook, fake_artifacts):
 
 @pytest.fixture(scope="module")
 def mathjax_hook():
-    spec = importlib.util.spec_from_file_location("mathjax_hook", ROOT / "hooks/mathjax.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_hook("mathjax")
 
 
 def test_notebook_cells_get_a_time_limit(mathjax_hook):
