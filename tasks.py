@@ -277,7 +277,8 @@ def plots(c, force=False):
     if not force and A.is_up_to_date(ART, "plots", key):
         print("plots: up to date (use --force to redo)")
         return
-    classes = A.read_json(dataset)["classes"]
+    info = A.read_json(dataset)
+    classes = info["classes"]
     logs = {v: pd.read_csv(ART / "lenet" / v / "log.csv") for v in variants}
     cms = {v: pd.read_csv(ART / "lenet" / v / "confusion.csv", index_col=0).to_numpy()
            for v in variants}
@@ -289,7 +290,6 @@ def plots(c, force=False):
     for name, fig in P.figures(logs, cms, classes, images, labels, preds).items():
         for ext in ("png", "svg"):
             paths.append(A.write_bytes(ART / "plots" / f"{name}.{ext}", P.to_bytes(fig, ext)))
-    info = A.read_json(dataset)
     A.record(ART, "plots", key, paths, {"config": {"variants": variants}, "seeds": {},
                                         "device": None, "data": data_provenance(info)})
     print(f"plots: {len(paths)} files -> {_rel(ART / 'plots')}")
