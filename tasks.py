@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 ART = Path(os.environ.get("LENET_ARTIFACTS", ROOT / "artifacts"))
 CACHE = ROOT / "data"
 SMOKE = ROOT / "build" / "smoke"      # smoke runs never touch artifacts/
+SAMPLES = "test_samples.npz"          # raw test images for the sample grid: data, so under data/, never committed
 EXPECTED_COUNTS = (50000, 10000)      # CIFAR-10's train / test sizes; tests use a tiny archive
 VAL_SIZE, SPLIT_SEED = 5000, 0        # the 45,000 / 5,000 train / validation split, fixed by seed
 PIPELINE = ROOT / "pipeline"
@@ -93,7 +94,8 @@ def data(c, source=None, allow_unofficial_data=False, samples=40, force=False):
     arrays, info = load_dataset(source, allow_unofficial_data)
     key = A.task_key({"samples": samples, "md5s": info["md5s"], "split": info["split"]},
                      _code("data"))
-    if not force and A.is_up_to_date(ART, "data", key):
+    out_npz = CACHE / SAMPLES
+    if not force and A.is_up_to_date(ART, "data", key) and out_npz.exists():
         print("data: up to date (use --force to redo)")
         return info
     dataset = {
@@ -106,12 +108,12 @@ def data(c, source=None, allow_unofficial_data=False, samples=40, force=False):
     }
     out_json = A.write_json(ART / "data" / "dataset.json", dataset)
     k = samples
-    out_npz = ART / "data" / "test_samples.npz"
+    out_npz.parent.mkdir(parents=True, exist_ok=True)
     with A.atomic_path(out_npz) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, images=arrays["x_test"][:k], labels=arrays["y_test"][:k],
                                 indices=np.arange(k))
-    A.record(ART, "data", key, [out_json, out_npz],
+    A.record(ART, "data", key, [out_json],
              {"config": {"samples": samples}, "seeds": {"split_seed": info["split"]["seed"]},
               "device": None, "data": data_provenance(info)})
     print(f"data: {dataset['counts']} official={info['official']} "
@@ -264,7 +266,7 @@ def plots(c, force=False):
     from pipeline.errors import UserError
     summary = ART / "lenet" / "summary.csv"
     dataset = ART / "data" / "dataset.json"
-    samples = ART / "data" / "test_samples.npz"
+    samples = CACHE / SAMPLES
     for p in (summary, dataset, samples):
         if not p.exists():
             raise UserError(f"{_rel(p)} is missing; run `invoke data` and `invoke train` first")

@@ -155,7 +155,9 @@ def record(root: Path, task: str, key: str, outputs, provenance: dict) -> None:
     """
     root = Path(root)
     manifest = read_json(root / MANIFEST, {}) or {}
-    artifacts = manifest.setdefault("artifacts", {})
+    # Entries for files that are gone (a task that stopped writing one) would be stale provenance.
+    artifacts = {rel: e for rel, e in manifest.get("artifacts", {}).items() if (root / rel).exists()}
+    manifest["artifacts"] = artifacts
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rels = []
     for p in outputs:
@@ -167,6 +169,7 @@ def record(root: Path, task: str, key: str, outputs, provenance: dict) -> None:
                           "sha256": sha256_file(p), "bytes": p.stat().st_size}
     tasks = manifest.setdefault("tasks", {})
     previous = tasks.get(task, {}).get("outputs", []) if tasks.get(task, {}).get("key") == key else []
+    previous = [rel for rel in previous if rel in artifacts]
     tasks[task] = {"key": key, "outputs": sorted(set(previous) | set(rels)), "finished": now}
     manifest["artifacts"] = dict(sorted(artifacts.items()))
     manifest["tasks"] = dict(sorted(tasks.items()))

@@ -81,3 +81,28 @@ def test_git_state_reports_a_commit():
     state = A.git_state(ROOT)
     assert set(state) == {"commit", "dirty"}
     assert state["commit"] == "unknown" or len(state["commit"]) == 40
+
+
+def test_committed_artifacts_are_not_git_ignored():
+    """Every file the manifest lists must reach a fresh clone: an ignore rule that swallows one
+    (as `data/` once swallowed artifacts/data/) breaks the site build on CI only."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    manifest = json.loads((root / "artifacts" / "manifest.json").read_text())
+    paths = [f"artifacts/{rel}" for rel in manifest["artifacts"]]
+    assert paths
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=root,
+                             capture_output=True, text=True).stdout.split()
+    assert ignored == []
+
+
+def test_record_drops_entries_for_files_that_are_gone(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    A.write_text(a, "a"), A.write_text(b, "b")
+    A.record(tmp_path, "t", "k", [a, b], {})
+    b.unlink()
+    A.record(tmp_path, "t", "k", [a], {})
+    manifest = A.read_json(tmp_path / "manifest.json")
+    assert list(manifest["artifacts"]) == ["a.txt"]
+    assert manifest["tasks"]["t"]["outputs"] == ["a.txt"]

@@ -115,8 +115,6 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
         "split": {"seed": 0, "val_size": 5000, "train": 45000, "val": 5000, "val_indices_sha256": "ab" * 32},
     })
     images = rng.integers(0, 256, (SAMPLES, 32, 32, 3), dtype=np.uint8)
-    np.savez_compressed(root / "data/test_samples.npz", images=images, labels=y_test[:SAMPLES],
-                        indices=np.arange(SAMPLES))
     summary, logs, cms, preds = [], {}, {}, {}
     for v in VARIANTS:
         vdir = root / "lenet" / v
