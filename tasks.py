@@ -63,15 +63,9 @@ def load_dataset(source=None, allow_unofficial_data=False):
     holds x_train/y_train (the 45,000), x_val/y_val, x_test/y_test as uint8 HWC / int64."""
     from pipeline import data
     batch_dir, info = data.prepare(source, allow_unofficial_data, cache_dir=CACHE)
-    x_train, y_train, x_test, y_test = data.load_data(batch_dir, expected_counts=EXPECTED_COUNTS)
-    val_size, split_seed = VAL_SIZE, SPLIT_SEED
-    train_idx, val_idx = data.train_val_split(len(y_train), val_size, split_seed)
-    arrays = {"x_train": x_train[train_idx], "y_train": y_train[train_idx],
-              "x_val": x_train[val_idx], "y_val": y_train[val_idx],
-              "x_test": x_test, "y_test": y_test}
-    info = {**info, "split": {"seed": split_seed, "val_size": val_size,
-                              "train": int(len(train_idx)), "val": int(len(val_idx)),
-                              "val_indices_sha256": data.index_digest(val_idx)}}
+    arrays, split = data.split_arrays(*data.load_data(batch_dir, expected_counts=EXPECTED_COUNTS),
+                                      val_size=VAL_SIZE, seed=SPLIT_SEED)
+    info = {**info, "batch_dir": str(batch_dir), "split": split}
     return arrays, info
 
 
@@ -250,6 +244,192 @@ def train(c, variant="all", epochs=20, batch_size=None, lr=None, seed=0, device=
         print(f"{name}: test accuracy {f['test_accuracy']:.2%}, best val "
               f"{f['best_val_accuracy']:.2%}, {f['train_seconds']:.1f} s, "
               f"{f['images_per_second']:.0f} img/s -> {_rel(out / config.variant)}")
+
+
+# --- seeds, ablation: many runs on Dask -------------------------------------------------------
+
+SWEEP_HELP = {
+    "epochs": "training epochs per run (default 20, as in the homework)",
+    "jobs": "worker processes of the local Dask cluster (default: one per core)",
+    "scheduler": "address of an existing Dask scheduler (tcp://host:8786) instead of a local "
+                 "cluster; its workers need this repository on PYTHONPATH and the data at the same path",
+    "quiet": "no progress bar",
+}
+
+
+def _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data):
+    """Checked flags, the verified data and what the workers need: (config, ref, info)."""
+    from pipeline import data as D
+    from pipeline.errors import UserError
+    from pipeline.sweep import DataRef, SweepConfig, default_jobs
+    seeds, epochs, jobs = (_parse(seeds, int, "--seeds"), _parse(epochs, int, "--epochs"),
+                           _parse(jobs, int, "--jobs"))
+    for flag, value in (("--seeds", seeds), ("--epochs", epochs), ("--jobs", jobs)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
+    # One worker process per core, each run single-threaded; fewer jobs get more threads each.
+    threads = max(1, default_jobs() // jobs) if jobs else 1
+    config = SweepConfig(epochs=epochs, threads=threads)
+    ref = DataRef(str(batch_dir), info["md5s"], tuple(EXPECTED_COUNTS), VAL_SIZE, SPLIT_SEED)
+    return seeds, jobs, config, ref, info
+
+
+def _config_id(config, ref) -> str:
+    """Names what makes two runs comparable (not threads or jobs, which change only speed)."""
+    import hashlib
+    ident = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+             "md5s": ref.md5s, "val_size": ref.val_size, "split_seed": ref.split_seed}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _read_rows(path: Path) -> tuple[list[str] | None, list[dict]]:
+    import csv
+    if not path.exists():
+        return None, []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+@task(help={"seeds": "seeds per variant (default 5; seeds 0..N-1)", **SWEEP_HELP,
+            **DATA_HELP, "force": "retrain seeds already in summary.csv (all but the reference runs)"})
+@user_errors
+def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=None,
+          allow_unofficial_data=False, force=False):
+    """Both LeNet variants over several seeds: summary.csv rows, mean, 95% CI, paired comparison."""
+    from pipeline import artifacts as A
+    from pipeline import stats
+    from pipeline.model import VARIANTS, spec_name
+    from pipeline.sweep import run_sweep, spec
+    n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data)
+    out = ART / "lenet"
+    summary_path = out / "summary.csv"
+    if not summary_path.exists():
+        from pipeline.errors import UserError
+        raise UserError(f"{_rel(summary_path)} is missing; run `invoke train` first (seed 0 of each "
+                        "variant is the reference run, with its logs and weights)")
+    rows = A.read_csv(summary_path)
+
+    def same_settings(r):
+        return (int(r["epochs"]), int(r["batch_size"]), float(r["lr"])) == (config.epochs, config.batch_size, config.lr)
+    names = {spec_name(v.preprocess, v.batch_norm, v.dropout > 0): k for k, v in VARIANTS.items()}
+    done = {(r["variant"], int(r["seed"])) for r in rows if same_settings(r)
+            and not (force and int(r["seed"]) > 0)}
+    todo = [spec(v.preprocess, v.batch_norm, v.dropout > 0, False, s) for s in range(n)
+            for name, v in VARIANTS.items() if (name, s) not in done]
+
+    def on_result(r):
+        variant = names[spec_name(r["preprocess"], r["batch_norm"], r["dropout"])]
+        row = {**r, "variant": variant, "batch_size": config.batch_size, "lr": config.lr,
+               "official_data": info["official"]}
+        nonlocal rows
+        rows = sorted([x for x in rows if (x["variant"], int(x["seed"])) != (variant, r["seed"])] + [row],
+                      key=lambda x: (x["variant"], int(x["seed"])))
+        A.write_csv(summary_path, rows, SUMMARY_COLUMNS)
+
+    print(f"seeds: {len(done)} runs already in {_rel(summary_path)}, {len(todo)} to train")
+    sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
+    rows = [r for r in A.read_csv(summary_path) if same_settings(r) and int(r["seed"]) < n]
+    acc = {v: {int(r["seed"]): float(r["test_accuracy"]) for r in rows if r["variant"] == v} for v in VARIANTS}
+    per_variant = {v: {**stats.mean_ci(list(a.values())), "seeds": sorted(a),
+                       "values": [a[s] for s in sorted(a)]} for v, a in acc.items()}
+    a, b = list(VARIANTS)
+    common = sorted(set(acc[a]) & set(acc[b]))
+    result = {"config": {"seeds": n, **asdict(config)}, "variants": per_variant,
+              "paired": {"a": a, "b": b, "seeds": common,
+                         **stats.paired([acc[a][s] for s in common], [acc[b][s] for s in common])},
+              "level": stats.LEVEL, "sweep": sweep}
+    paths = [summary_path, A.write_json(out / "seeds.json", result)]
+    A.record(ART, "seeds", _config_id(config, ref), paths,
+             {"config": result["config"], "seeds": {"seeds": list(range(n)), "split_seed": SPLIT_SEED},
+              "device": f"cpu ({config.threads} thread(s) per run)", "data": data_provenance(info)})
+    for v, s in per_variant.items():
+        print(f"seeds {v}: {100 * s['mean']:.2f}% +- {100 * s['std']:.2f} (n={s['n']}, 95% CI "
+              f"{100 * s['ci_low']:.2f} to {100 * s['ci_high']:.2f})")
+    p = result["paired"]
+    print(f"seeds: {a} - {b} = {100 * p['mean']:+.2f} pp (95% CI {100 * p['ci_low']:+.2f} to "
+          f"{100 * p['ci_high']:+.2f}, p = {p['p']:.2g}) -> {_rel(out / 'seeds.json')}")
+
+
+@task(help={"seeds": "seeds per cell (default 3; seeds 0..N-1)", **SWEEP_HELP,
+            "augment": "also the two homework models with crop + flip augmentation (default on)",
+            **DATA_HELP, "force": "start over: retrain every run, ignoring runs.csv"})
+@user_errors
+def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, quiet=False,
+             source=None, allow_unofficial_data=False, force=False):
+    """Factorial ablation preprocess x BN x dropout over seeds on Dask: runs, effects, plots."""
+    from pipeline import ablation as AB
+    from pipeline import artifacts as A
+    from pipeline import plots as P
+    from pipeline import stats
+    from pipeline.sweep import run_sweep
+    n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data)
+    out = ART / "ablation"
+    runs_path = out / "runs.csv"
+    config_id = _config_id(config, ref)
+    header, raw_rows = _read_rows(runs_path)
+    rows, problems = AB.read_runs(header, raw_rows, config_id)
+    for problem in problems:
+        print(f"ablation: {_rel(runs_path)} {problem}", file=sys.stderr)
+    if problems:  # keep the file as it was, for a look; the rewrite below drops the bad lines
+        shutil.copyfile(runs_path, runs_path.with_name("runs.rejected.csv"))
+    if force:
+        rows = []
+    done = {AB.key_of(r) for r in rows}
+    todo = [s for s in AB.design(n, augment) if AB.key_of(s) not in done]
+
+    def save():
+        rows.sort(key=AB.key_of)
+        return A.write_csv(runs_path, rows, AB.RUN_COLUMNS)
+
+    def on_result(r):
+        rows.append({**r, "config": config_id})
+        save()
+
+    if problems or force:
+        save()
+    print(f"ablation: {len(done)} runs already in {_rel(runs_path)}, {len(todo)} to train")
+    sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
+    keys = {AB.key_of(s) for s in AB.design(n, augment)}
+    used = [r for r in rows if AB.key_of(r) in keys]  # the design asked for; extra seeds stay in runs.csv
+    factorial = [r for r in used if not r["augment"]]
+    response = "test_accuracy"
+    effects = stats.factorial_effects(factorial, AB.FACTORS, response)
+    cells = []
+    for aug in ((False, True) if augment else (False,)):
+        sub = [r for r in used if r["augment"] == aug]
+        for c_ in stats.cell_stats(sub, {**AB.FACTORS}, response):
+            if c_["n"]:
+                vals = [r[response] for r in sub if all(r[f] == c_[f] for f in AB.FACTORS)]
+                cells.append({**c_, "augment": aug, "min": min(vals), "max": max(vals)})
+    augmentation = {}
+    if augment:
+        for name, (p_, bn, do) in AB.HOMEWORK.items():
+            by = {(r["augment"], r["seed"]): r[response] for r in used
+                  if (r["preprocess"], r["batch_norm"], r["dropout"]) == (p_, bn, do)}
+            s_ = sorted(s for (a_, s) in by if a_ and (False, s) in by)
+            augmentation[name] = {**stats.paired([by[(True, s)] for s in s_], [by[(False, s)] for s in s_]),
+                                  "seeds": s_, "with": stats.mean_ci([by[(True, s)] for s in s_])["mean"],
+                                  "without": stats.mean_ci([by[(False, s)] for s in s_])["mean"]}
+    summary = {"config": {"seeds": n, "augment": augment, **asdict(config), "config_id": config_id},
+               "factors": {k: list(v) for k, v in AB.FACTORS.items()}, "response": response,
+               "level": stats.LEVEL, "runs": len(used), "sweep": sweep,
+               "sum_train_seconds": sum(r["train_seconds"] for r in used),
+               "augmentation": augmentation, "conclusion": AB.conclusion(effects, cells, augmentation),
+               "rejected_lines": problems}
+    paths = [save(), A.write_csv(out / "effects.csv", effects, AB.EFFECT_COLUMNS),
+             A.write_csv(out / "cells.csv", cells, AB.CELL_COLUMNS),
+             A.write_json(out / "summary.json", summary)]
+    for name, fig in P.ablation_figures(used, effects, AB.FACTORS).items():
+        for ext in ("png", "svg"):
+            paths.append(A.write_bytes(out / f"{name}.{ext}", P.to_bytes(fig, ext)))
+    A.record(ART, "ablation", config_id, paths,
+             {"config": summary["config"], "seeds": {"seeds": list(range(n)), "split_seed": SPLIT_SEED},
+              "device": f"cpu ({config.threads} thread(s) per run)", "data": data_provenance(info)})
+    print(f"ablation: {len(used)} runs, sweep {sweep['wall_seconds'] / 60:.1f} min -> {_rel(out)}")
+    for line in summary["conclusion"]:
+        print(f"  {line}")
 
 
 # --- plots, answers, docs ------------------------------------------------------------------

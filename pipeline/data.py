@@ -385,6 +385,21 @@ def train_val_split(n: int, val_size: int = 5000, seed: int = 0) -> tuple[np.nda
     return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
 
+def split_arrays(x_train, y_train, x_test, y_test, val_size: int = 5000, seed: int = 0):
+    """The homework's arrays split into train / validation / test -> (arrays, split_info).
+
+    arrays: {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"} (images (N, 32, 32, 3)
+    uint8); split_info: {seed, val_size, train, val, val_indices_sha256}, which names the split.
+    """
+    train_idx, val_idx = train_val_split(len(y_train), val_size, seed)
+    arrays = {"x_train": x_train[train_idx], "y_train": y_train[train_idx],
+              "x_val": x_train[val_idx], "y_val": y_train[val_idx],
+              "x_test": x_test, "y_test": y_test}
+    split = {"seed": seed, "val_size": val_size, "train": int(len(train_idx)),
+             "val": int(len(val_idx)), "val_indices_sha256": index_digest(val_idx)}
+    return arrays, split
+
+
 def index_digest(indices: np.ndarray) -> str:
     """sha256 of an index list (as int64): names a split without storing its 5,000 indices."""
     return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()

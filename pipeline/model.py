@@ -25,11 +25,12 @@ PREPROCESS_MODES = ("rescale", "normalize", "per_channel")
 
 @dataclass(frozen=True)
 class Variant:
-    """One of the homework's two models: its inputs and its optional layers."""
+    """A model and its inputs: the homework's two, or any cell of the ablation's factorial design."""
     preprocess: str   # which pipeline.preprocess mode feeds it
     batch_norm: bool  # BN after every conv / hidden fc (question 4(c))
     dropout: float    # dropout probability before the output layer; 0 = no dropout layer
     description: str
+    augment: bool = False  # random crop (pad 4) + horizontal flip of each training batch
 
 
 VARIANTS = {
@@ -41,13 +42,30 @@ VARIANTS = {
     "lenet_plain": Variant("rescale", False, 0.0,
                            "Model 2: rescaled inputs, no batch-norm, no dropout"),
 }
+DROPOUT_P = 0.5  # the homework's dropout probability, used whenever a spec says "+dropout"
+SPEC_PARTS = ("bn", "dropout", "augment")
+
+
+def spec_name(preprocess: str, batch_norm: bool, dropout: bool, augment: bool = False) -> str:
+    """The variant name of one factor combination, e.g. "rescale+bn+augment"."""
+    flags = (batch_norm, dropout, augment)
+    return "+".join([preprocess, *(part for part, on in zip(SPEC_PARTS, flags) if on)])
 
 
 def get_variant(name: str) -> Variant:
-    """Look a variant up by name; an unknown name is a user error (UserError, one sentence)."""
-    if name not in VARIANTS:
-        raise UserError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
-    return VARIANTS[name]
+    """A named variant, or a spec "PREPROCESS[+bn][+dropout][+augment]" (the ablation's cells);
+    anything else is a user error (UserError, one sentence)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    preprocess, *parts = name.split("+")
+    if preprocess not in PREPROCESS_MODES or [p for p in SPEC_PARTS if p in parts] != parts:
+        raise UserError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}, or a spec "
+                        f"PREPROCESS[+bn][+dropout][+augment] with PREPROCESS one of "
+                        f"{', '.join(PREPROCESS_MODES)}")
+    bn, dropout, augment = (p in parts for p in SPEC_PARTS)
+    words = [f"{preprocess} inputs", "batch-norm" if bn else "no batch-norm",
+             f"dropout (p = {DROPOUT_P})" if dropout else "no dropout"] + (["augmented"] if augment else [])
+    return Variant(preprocess, bn, DROPOUT_P if dropout else 0.0, ", ".join(words), augment)
 
 
 class MaxPool2x2ReLU(torch.autograd.Function):

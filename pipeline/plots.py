@@ -234,6 +234,74 @@ def figures(logs: dict[str, pd.DataFrame], cms: dict[str, np.ndarray], classes, 
     return out
 
 
+ABLATION_EFFECTS = "effects"   # under artifacts/ablation/
+ABLATION_CELLS = "cells"
+
+
+def effects_figure(effects: list[dict]) -> Figure:
+    """Each main effect and interaction of the ablation as a point with its 95% interval, in
+    percentage points; a dashed line at zero (an interval crossing it is not a clear effect).
+
+    Args: effects: pipeline.stats.factorial_effects rows (estimate, ci_low, ci_high, effect).
+    """
+    if not effects:
+        raise ValueError("effects_figure needs at least one effect")
+    n = len(effects)
+    fig = Figure(figsize=(8.5, 0.38 * n + 1.2), facecolor="white", layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(n)[::-1]
+    est = np.array([100 * e["estimate"] for e in effects])
+    lo = np.array([100 * e["ci_low"] for e in effects])
+    hi = np.array([100 * e["ci_high"] for e in effects])
+    colors = [VARIANT_COLORS[0] if not e["factor_b"] else VARIANT_COLORS[1] for e in effects]
+    ax.hlines(y, lo, hi, colors=colors, lw=2)
+    ax.scatter(est, y, c=colors, zorder=3, s=28)
+    ax.axvline(0, color="0.4", ls="--", lw=1)
+    ax.set_yticks(y, [e["effect"] for e in effects], fontsize=8)
+    ax.set_xlabel("change in test accuracy (percentage points), 95% CI")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(handles=[Line2D([], [], color=VARIANT_COLORS[0], marker="o", label="main effect"),
+                       Line2D([], [], color=VARIANT_COLORS[1], marker="o", label="interaction")],
+              loc="lower right", frameon=False, fontsize=8)
+    ax.set_title("Effects on test accuracy")
+    return fig
+
+
+def cells_figure(runs: list[dict], factors: dict) -> Figure:
+    """Test accuracy of every cell of the ablation: one dot per seed, a bar at the cell mean;
+    augmented cells (if any) at the end, in another colour.
+
+    Args: runs: rows with the factors, `augment`, `seed` and `test_accuracy`; factors: name ->
+    levels (the design's order).
+    """
+    cells = sorted({(*(r[f] for f in factors), r["augment"]) for r in runs},
+                   key=lambda c: (c[-1], [factors[f].index(v) for f, v in zip(factors, c)]))
+    if not cells:
+        raise ValueError("cells_figure needs at least one run")
+    fig = Figure(figsize=(8.5, 3.8), facecolor="white", layout="constrained")
+    ax = fig.subplots()
+    labels = []
+    for i, cell in enumerate(cells):
+        vals = 100 * np.array([r["test_accuracy"] for r in runs
+                               if (*(r[f] for f in factors), r["augment"]) == cell])
+        color = VARIANT_COLORS[2] if cell[-1] else VARIANT_COLORS[0]
+        jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
+        ax.scatter(i + jitter, vals, s=14, color=color, alpha=0.8, zorder=3)
+        ax.hlines(vals.mean(), i - 0.3, i + 0.3, color="0.15", lw=2, zorder=4)
+        p_, bn, do = cell[:3]
+        labels.append(f"{p_}\n{'BN' if bn else '-'} {'DO' if do else '-'}{' +aug' if cell[-1] else ''}")
+    ax.set_xticks(range(len(cells)), labels, fontsize=7)
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_title("Every run of the ablation (dots: seeds; bar: mean)")
+    return fig
+
+
+def ablation_figures(runs: list[dict], effects: list[dict], factors: dict) -> dict[str, Figure]:
+    return {ABLATION_EFFECTS: effects_figure(effects), ABLATION_CELLS: cells_figure(runs, factors)}
+
+
 def to_bytes(fig: Figure, fmt: str) -> bytes:
     """The figure encoded as `png` or `svg`, in memory (the caller writes it atomically). Output is
     deterministic: no timestamp in the SVG, fixed SVG ids, so an unchanged figure hashes the same."""
