@@ -301,12 +301,12 @@ def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=
     from pipeline import artifacts as A
     from pipeline import stats
     from pipeline.model import VARIANTS, spec_name
+    from pipeline.errors import UserError
     from pipeline.sweep import run_sweep, spec
     n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data)
     out = ART / "lenet"
     summary_path = out / "summary.csv"
     if not summary_path.exists():
-        from pipeline.errors import UserError
         raise UserError(f"{_rel(summary_path)} is missing; run `invoke train` first (seed 0 of each "
                         "variant is the reference run, with its logs and weights)")
     rows = A.read_csv(summary_path)
@@ -314,6 +314,13 @@ def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=
     def same_settings(r):
         return (int(r["epochs"]), int(r["batch_size"]), float(r["lr"])) == (config.epochs, config.batch_size, config.lr)
     names = {spec_name(v.preprocess, v.batch_norm, v.dropout > 0): k for k, v in VARIANTS.items()}
+    # Seed 0 is the reference run of `invoke train` (with its logs, confusion matrix and weights);
+    # the other seeds must use the same settings, or they are not repeats of it.
+    for name in VARIANTS:
+        if not any(r["variant"] == name and int(r["seed"]) == 0 and same_settings(r) for r in rows):
+            raise UserError(f"{_rel(summary_path)} has no seed-0 run of {name} with {config.epochs} "
+                            f"epochs, batch {config.batch_size}, lr {config.lr}; run `invoke train "
+                            f"--epochs {config.epochs}` first")
     done = {(r["variant"], int(r["seed"])) for r in rows if same_settings(r)
             and not (force and int(r["seed"]) > 0)}
     todo = [spec(v.preprocess, v.batch_norm, v.dropout > 0, False, s) for s in range(n)

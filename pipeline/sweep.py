@@ -140,6 +140,11 @@ def run_sweep(specs: list[dict], config: SweepConfig, ref: DataRef, on_result, *
         # and no dashboard (nothing listens beyond the loopback scheduler).
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes glibc hand
+        # every freed activation buffer back to the kernel: measured 2.2x slower training steps
+        # (mostly system time). Unset it; the runs' memory is bounded by design anyway.
+        import dask
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
