@@ -43,9 +43,9 @@ def paired(a, b, level: float = LEVEL) -> dict:
 
     a, b: (n,) numbers, paired by position. Returns mean_ci of the differences plus {t, p}.
     """
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if np.shape(a) != np.shape(b):
         raise ValueError(f"paired values need equal lengths, got {np.shape(a)} and {np.shape(b)}")
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     out = mean_ci(d, level)
     if out["std"] == 0:
         t, p = (math.inf if out["mean"] else math.nan), (0.0 if out["mean"] else 1.0)
