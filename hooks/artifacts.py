@@ -41,8 +41,19 @@ its indentation is repeated on every line, so it works inside admonitions and `?
     {{ provenance [ARTIFACT] }}           commit, time, device, torch, data of the manifest entry of
                                           ARTIFACT (default lenet/summary.csv)
     {{ manifest_table }}                  every artifact in the manifest: task, commit, size, sha256
-    {{ plot NAME [ALT TEXT ...] }}        the image artifacts/plots/NAME (.svg if no extension),
-                                          linked to itself; e.g. {{ plot learning_curves Curves }}
+    {{ plot [DIR/]NAME [ALT TEXT ...] }}  the image artifacts/DIR/NAME (DIR plots or ablation; .svg
+                                          if no extension), linked to itself; e.g.
+                                          {{ plot learning_curves Curves }}, {{ plot ablation/effects }}
+    {{ seeds_table }}, {{ seeds_paired }} multi-seed test accuracy (lenet/seeds.json): per variant,
+                                          and the paired difference as a sentence
+    {{ seeds KEY [FORMAT] }}              a value of lenet/seeds.json, KEY dotted
+    {{ ablation KEY [FORMAT] }}           a value of ablation/summary.json, KEY dotted
+    {{ ablation_cells }}, {{ ablation_effects }}, {{ ablation_runs }}, {{ ablation_conclusion }}
+                                          the ablation's cells, effects, runs and generated findings
+    {{ sweep_time ablation|seeds }}       minutes and runs of that sweep
+    {{ csv PATH [LABEL ...] }}            a download link to the CSV artifact PATH, published with the
+                                          site, with its sha256
+    {{ cite }}                            BibTeX and plain-text citation tabs (CITATION.cff + git commit)
 
 FORMAT is `pct` (fraction -> 65.9%), `pct2` (65.93%), `int` (45,000), `f1`..`f4` (fixed decimals)
 or any Python format spec (`.3g`, `,.0f`); without one a value is shown as the file holds it.
@@ -66,9 +77,12 @@ from mkdocs.structure.files import File
 ENV_ROOT = "LENET_ARTIFACTS"
 PLOTS_DIR = "plots"
 SITE_PLOTS = "assets/plots"  # where the plots land in the built site
+FIGURE_DIRS = ("plots", "ablation")  # artifact folders whose images are published, as assets/<dir>/
+SITE_FILES = "assets/artifacts"  # where the CSV artifacts are published, for download
 PLOT_SUFFIXES = (".png", ".svg")
 # Which invoke task writes a path under artifacts/ (ARTIFACTS.md), for the "run `invoke x`" hint.
-TASK_BY_PREFIX = (("data/", "data"), ("lenet/", "train"), ("plots/", "plots"),
+TASK_BY_PREFIX = (("data/", "data"), ("lenet/seeds", "seeds"), ("lenet/", "train"),
+                  ("ablation/", "ablation"), ("plots/", "plots"),
                   ("answers.json", "answers"), ("bench.json", "bench"), ("timings.json", "all"),
                   ("manifest.json", "all"))
 FORMATS = {"pct": ".1%", "pct2": ".2%", "int": ",.0f", "f1": ".1f", "f2": ".2f", "f3": ".3f", "f4": ".4f"}
@@ -99,8 +113,9 @@ H1_END = re.compile(r"</h1>", re.IGNORECASE)
 class Artifacts:
     """The artifacts tree of one build: reads each file once, checks it against the manifest."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, project: Path | None = None):
         self.root = root
+        self.project = project or root.parent  # the repository: CITATION.cff and git
         self._cache: dict[str, object] = {}
 
     def display(self, rel: str) -> str:
@@ -175,9 +190,11 @@ class Artifacts:
         if not rows:
             raise PluginError(f"{self.display('lenet/summary.csv')} has no run of variant {variant!r}; "
                               f"it has {', '.join(self.variants)}.")
-        if len(rows) > 1:
-            raise PluginError(f"{self.display('lenet/summary.csv')} has {len(rows)} runs of {variant!r}; "
-                              "a placeholder cannot say which one to show.")
+        if len(rows) > 1:  # `invoke seeds` adds seeds; the reference run (seed 0) has the logs
+            rows = [r for r in rows if r.get("seed") == "0"]
+            if len(rows) != 1:
+                raise PluginError(f"{self.display('lenet/summary.csv')} has several runs of {variant!r} "
+                                  "but not exactly one reference run (seed 0) to show.")
         return rows[0]
 
     def log(self, variant: str) -> list[dict[str, str]]:
@@ -190,6 +207,40 @@ class Artifacts:
     def metrics(self, variant: str) -> dict:
         self.run(variant)
         return self.json(f"lenet/{variant}/metrics.json")
+
+    @property
+    def citation(self) -> dict:
+        """Title, authors and URL from CITATION.cff; version and year from the git commit built."""
+        if "citation" not in self._cache:
+            import subprocess
+
+            import yaml
+            path = self.project / "CITATION.cff"
+            if not path.is_file():
+                raise PluginError(f"{path} is missing; the How to cite block reads it.")
+            cff = yaml.safe_load(path.read_text())
+            # An entity ("name") is braced for BibTeX, which would otherwise read its last word as a surname.
+            authors = [(x["name"], True) if x.get("name") else
+                       (" ".join(filter(None, (x.get("given-names"), x.get("family-names")))), False)
+                       for x in cff.get("authors", [])]
+
+            def git(*args):
+                r = subprocess.run(["git", *args], cwd=self.project, capture_output=True, text=True)
+                return r.stdout.strip() if r.returncode == 0 else ""
+            commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+            year = (git("log", "-1", "--format=%cs") or "")[:4] or "n.d."
+            self._cache["citation"] = {"title": cff["title"], "authors": authors or [("anonymous", False)],
+                                       "url": cff.get("url") or cff.get("repository-code") or "",
+                                       "commit": commit, "year": year}
+        return self._cache["citation"]
+
+    @property
+    def seeds(self) -> dict:
+        return self.json("lenet/seeds.json")
+
+    @property
+    def ablation(self) -> dict:
+        return self.json("ablation/summary.json")
 
     @property
     def dataset(self) -> dict:
@@ -434,18 +485,161 @@ def manifest_table(a: Artifacts) -> str:
 
 
 def plot(a: Artifacts, name: str, *alt: str, page=None) -> str:
-    file = name if name.endswith(PLOT_SUFFIXES) else f"{name}.svg"
-    a.path(f"{PLOTS_DIR}/{file}")
-    src = posixpath.relpath(f"{SITE_PLOTS}/{file}", posixpath.dirname(page.file.src_uri) or ".")
-    text = " ".join(alt) or name.replace("_", " ")
+    folder, _, file = name.rpartition("/")
+    folder = folder or PLOTS_DIR
+    if folder not in FIGURE_DIRS:
+        raise PluginError(f"plot {name}: images are published from {', '.join(FIGURE_DIRS)} only.")
+    file = file if file.endswith(PLOT_SUFFIXES) else f"{file}.svg"
+    a.path(f"{folder}/{file}")
+    src = posixpath.relpath(f"assets/{folder}/{file}", posixpath.dirname(page.file.src_uri) or ".")
+    text = " ".join(alt) or file.rsplit(".", 1)[0].replace("_", " ")
     return f"[![{text}]({src}){{ loading=lazy }}]({src})"
+
+
+def _pct_ci(d: dict, key: str = "mean") -> str:
+    return f"{fmt(d[key], 'pct2')} [{fmt(d['ci_low'], 'pct2')}, {fmt(d['ci_high'], 'pct2')}]"
+
+
+def _pp(x: float) -> str:
+    return f"{100 * float(x):+.2f} pp"
+
+
+def seeds_table(a: Artifacts) -> str:
+    """Test accuracy of each variant over its seeds (lenet/seeds.json): mean, sd, 95% CI, range."""
+    where = a.display("lenet/seeds.json")
+    variants = dig(a.seeds, "variants", where)
+    rows = []
+    for v, s in variants.items():
+        values = dig(s, "values", where)
+        rows.append([code(v), str(s["n"]), f"**{fmt(s['mean'], 'pct2')}**", f"{100 * s['std']:.2f} pp",
+                     f"{fmt(s['ci_low'], 'pct2')} to {fmt(s['ci_high'], 'pct2')}",
+                     f"{fmt(min(values), 'pct2')} to {fmt(max(values), 'pct2')}",
+                     ", ".join(fmt(x, "pct2") for x in values)])
+    return table(["variant", "seeds", "mean test accuracy", "std. dev.", f"{fmt(a.seeds['level'], 'pct')} CI of the mean",
+                  "range", "per seed (seed 0 first)"], rows, "lrrrrrl")
+
+
+def seeds_paired(a: Artifacts) -> str:
+    """One sentence: the paired difference of the two variants over the same seeds."""
+    p = dig(a.seeds, "paired", a.display("lenet/seeds.json"))
+    clear = p["ci_low"] > 0 or p["ci_high"] < 0
+    return (f"Paired by seed ({p['n']} pairs), `{p['a']}` minus `{p['b']}` is {_pp(p['mean'])} "
+            f"({fmt(a.seeds['level'], 'pct')} CI {_pp(p['ci_low'])} to {_pp(p['ci_high'])}, "
+            f"t = {p['t']:.2f}, p = {p['p']:.2g}): "
+            + ("the interval excludes zero, so the difference is not seed noise."
+               if clear else "the interval includes zero, so these seeds cannot tell the two apart."))
+
+
+def seeds(a: Artifacts, key: str, spec: str | None = None) -> str:
+    return fmt(dig(a.seeds, key, a.display("lenet/seeds.json")), spec)
+
+
+def ablation(a: Artifacts, key: str, spec: str | None = None) -> str:
+    return fmt(dig(a.ablation, key, a.display("ablation/summary.json")), spec)
+
+
+def _onoff(value: str) -> str:
+    return {"True": "on", "False": "off"}.get(value, value)
+
+
+def ablation_cells(a: Artifacts) -> str:
+    """Every cell of the design: mean test accuracy over seeds with its 95% CI (ablation/cells.csv)."""
+    rows = []
+    for c in a.csv("ablation/cells.csv"):
+        rows.append([code(c["preprocess"]), _onoff(c["batch_norm"]), _onoff(c["dropout"]),
+                     _onoff(c["augment"]), c["n"], f"**{fmt(c['mean'], 'pct2')}**",
+                     f"{100 * float(c['std']):.2f} pp", f"{fmt(c['ci_low'], 'pct2')} to {fmt(c['ci_high'], 'pct2')}"])
+    return table(["preprocessing", "batch-norm", "dropout", "augmentation", "seeds", "mean test acc.",
+                  "std. dev.", "95% CI"], rows, "llllrrrr")
+
+
+def ablation_effects(a: Artifacts) -> str:
+    """Main effects and interactions in percentage points with 95% CIs (ablation/effects.csv)."""
+    rows = []
+    for e in a.csv("ablation/effects.csv"):
+        clear = float(e["ci_low"]) > 0 or float(e["ci_high"]) < 0
+        rows.append([e["effect"], f"**{_pp(e['estimate'])}**" if clear else _pp(e["estimate"]),
+                     f"{_pp(e['ci_low'])} to {_pp(e['ci_high'])}", f"{float(e['p']):.2g}",
+                     "yes" if clear else "no"])
+    return table(["effect", "estimate", "95% CI", "p", "CI excludes 0"], rows, "lrrrl")
+
+
+def ablation_runs(a: Artifacts) -> str:
+    """Every run of the sweep (ablation/runs.csv)."""
+    rows = [[code(r["preprocess"]), _onoff(r["batch_norm"]), _onoff(r["dropout"]), _onoff(r["augment"]),
+             r["seed"], fmt(r["test_accuracy"], "pct2"), fmt(r["best_val_accuracy"], "pct2"),
+             f"{float(r['train_seconds']):.0f}"]
+            for r in a.csv("ablation/runs.csv")]
+    return table(["preprocessing", "BN", "dropout", "augment", "seed", "test acc.", "best val. acc.",
+                  "train time (s)"], rows, "llllrrrr")
+
+
+def ablation_augmentation(a: Artifacts) -> str:
+    """Each homework model with and without augmentation, paired by seed, and the share of the gap
+    to the published figure it closes (ablation/summary.json `augmentation`)."""
+    rows = []
+    for name, g in dig(a.ablation, "augmentation", a.display("ablation/summary.json")).items():
+        closed = "no gap" if g.get("closed") is None else f"{100 * g['closed']:.0f}%"
+        rows.append([code(name), str(g["n"]), fmt(g["without"], "pct2"), fmt(g["with"], "pct2"),
+                     f"{_pp(g['mean'])} ({_pp(g['ci_low'])} to {_pp(g['ci_high'])})",
+                     fmt(g["published"], "pct"), closed])
+    return table(["model", "seeds", "without", "with augmentation", "paired change (95% CI)", "published",
+                  "share of the gap closed"], rows, "lrrrrrr")
+
+
+def ablation_conclusion(a: Artifacts) -> str:
+    lines = dig(a.ablation, "conclusion", a.display("ablation/summary.json"))
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def sweep_time(a: Artifacts, which: str) -> str:
+    """How long the sweep of `ablation` or `seeds` took: minutes over its invocations."""
+    data = {"ablation": lambda: a.ablation, "seeds": lambda: a.seeds}
+    if which not in data:
+        raise PluginError(f"sweep_time {which}: choose ablation or seeds.")
+    sweeps = data[which]().get("sweeps") or []
+    if not sweeps:
+        return "(no sweep recorded)"
+    minutes = sum(s["wall_seconds"] for s in sweeps) / 60
+    runs = sum(s["runs"] for s in sweeps)
+    return (f"{minutes:.1f} minutes for {runs} runs on {sweeps[-1]['scheduler']}"
+            + (f", in {len(sweeps)} invocations" if len(sweeps) > 1 else ""))
+
+
+def csv_link(a: Artifacts, rel: str, *label: str, page=None) -> str:
+    """A download link to a CSV artifact as published (assets/artifacts/REL), with its sha256."""
+    if not rel.endswith(".csv"):
+        raise PluginError(f"csv {rel}: only CSV artifacts are published for download.")
+    path = a.path(rel)
+    src = posixpath.relpath(f"{SITE_FILES}/{rel}", posixpath.dirname(page.file.src_uri) or ".")
+    text = " ".join(label) or f"Download {posixpath.basename(rel)}"
+    return (f'<span class="artifact-download">[{text}]({src}){{ download="{posixpath.basename(rel)}" }} '
+            f"(the exact file `artifacts/{rel}`, sha256 `{sha256_of(path)[:12]}…`)</span>")
+
+
+def cite(a: Artifacts) -> str:
+    """BibTeX and plain text for the report, from CITATION.cff; version = the site's git commit."""
+    info = a.citation
+    title, year, url, commit = info["title"], info["year"], info["url"], info["commit"]
+    authors = " and ".join(f"{{{n}}}" if entity else n for n, entity in info["authors"])
+    # Quote-delimited (not brace-delimited) so a braced entity name never makes "{{" in the page.
+    key = re.sub(r"[^a-z0-9]", "", title.lower())[:16] + year
+    bib = "\n".join([f"@software{{{key},", f"  title   = {{{title}}},", f'  author  = "{authors}",',
+                     f"  year    = {{{year}}},", f"  version = {{{commit}}},", f"  url     = {{{url}}},",
+                     f"  note    = {{Generated report; commit {commit}}}", "}"])
+    plain = f"{', '.join(n for n, _ in info['authors'])} ({year}). *{title}* (version {commit}). {url}"
+    return "\n".join(['=== "BibTeX"', "", "    ```bibtex", *("    " + l for l in bib.split("\n")),
+                      "    ```", "", '=== "Plain text"', "", f"    {plain}"])
 
 
 PLACEHOLDERS = {
     "summary_table": summary_table, "metric": metric, "expect": expect, "compare": compare, "val_trend": val_trend,
     "log_table": log_table, "params_table": params_table, "run": run, "dataset": dataset,
     "dataset_table": dataset_table, "md5_table": md5_table, "data_notice": data_notice, "provenance": provenance,
-    "manifest_table": manifest_table, "plot": plot,
+    "manifest_table": manifest_table, "plot": plot, "seeds_table": seeds_table, "seeds_paired": seeds_paired,
+    "seeds": seeds, "ablation": ablation, "ablation_cells": ablation_cells, "ablation_effects": ablation_effects,
+    "ablation_runs": ablation_runs, "ablation_augmentation": ablation_augmentation, "ablation_conclusion": ablation_conclusion, "sweep_time": sweep_time,
+    "csv": csv_link, "cite": cite,
 }
 
 
@@ -516,7 +710,7 @@ def on_config(config):
     global _artifacts
     env = os.environ.get(ENV_ROOT, "").strip()
     root = Path(env).resolve() if env else Path(config.config_file_path).resolve().parent / "artifacts"
-    _artifacts = Artifacts(root)
+    _artifacts = Artifacts(root, Path(__file__).resolve().parent.parent)  # the repository this hook is in
     return config
 
 
@@ -527,9 +721,15 @@ def on_files(files, config):
     plots = sorted(p for p in plots_dir.glob("*") if p.suffix in PLOT_SUFFIXES) if plots_dir.is_dir() else []
     if not plots:
         raise PluginError(f"{a.display(PLOTS_DIR)}/ holds no plots; run `invoke plots` to draw them.")
-    for p in plots:
-        a.path(f"{PLOTS_DIR}/{p.name}")  # listed in the manifest, unchanged
-        files.append(File.generated(config, f"{SITE_PLOTS}/{p.name}", abs_src_path=str(p)))
+    for folder in FIGURE_DIRS:  # plots/ must exist (checked above); ablation/ once it has run
+        d = a.root / folder
+        for p in sorted(d.glob("*")) if d.is_dir() else []:
+            if p.suffix in PLOT_SUFFIXES:
+                a.path(f"{folder}/{p.name}")  # listed in the manifest, unchanged
+                files.append(File.generated(config, f"assets/{folder}/{p.name}", abs_src_path=str(p)))
+    for rel in sorted(a.manifest["artifacts"]):  # every CSV, for the download links beside tables
+        if rel.endswith(".csv") and (a.root / rel).is_file():
+            files.append(File.generated(config, f"{SITE_FILES}/{rel}", abs_src_path=str(a.path(rel))))
     _ = a.official  # every page's notice needs data/dataset.json: fail here, once, if it is absent
     return files
 

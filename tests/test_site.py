@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline import plots
+from pipeline import ablation, plots
 from pipeline.answers import compute_all
 from pipeline.answers.figures import figures as answer_figures
 
@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 VARIANTS = ("lenet_bn_dropout", "lenet_plain")
 EPOCHS = 6
+SEEDS = 5  # runs per variant in the fake summary.csv, as `invoke seeds` leaves it
 N_TEST = 10_000
 SAMPLES = 16
 REBUILT_MD5S = {  # shared/cifar10/README.md
@@ -60,7 +61,7 @@ FAKE = {
 }
 BUILD_TIMEOUT_S = 180  # a build executes the four answer notebooks
 PAGES = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
-         "lenet/training/index.html", "lenet/results/index.html", "reproducibility/index.html",
+         "lenet/training/index.html", "lenet/results/index.html", "ablation/index.html", "reproducibility/index.html",
          "answers/csce421/index.html", "answers/coms573/index.html", "answers/cs182/index.html",
          "answers/errata/index.html"}
 NOTEBOOK_PAGES = {p for p in PAGES if p.startswith("answers/")}
@@ -146,7 +147,18 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
     columns = ["variant", "seed", "epochs", "preprocess", "batch_size", "lr", "test_accuracy", "test_loss",
                "best_val_accuracy", "best_val_epoch", "final_train_loss", "final_train_accuracy", "train_seconds",
                "eval_seconds", "images_per_second", "params", "device", "official_data"]
+    for seed in range(1, SEEDS):  # more seeds as `invoke seeds` adds them: accuracies spread around seed 0's
+        for row in summary[:len(VARIANTS)]:
+            summary.append({**row, "seed": seed, "test_accuracy": row["test_accuracy"] + 0.004 * (seed - 2)
+                            + 0.001 * (seed % 2) * (row["variant"] == "lenet_plain")})
     pd.DataFrame(summary)[columns].to_csv(root / "lenet/summary.csv", index=False)
+    found = ablation.seeds_summary(summary, list(VARIANTS))
+    write_json(root / "lenet/seeds.json", {"config": {"seeds": SEEDS, "epochs": EPOCHS}, **found, "level": 0.95,
+                                            "sweeps": [{"runs": 8, "wall_seconds": 700.0, "workers": 2,
+                                                        "scheduler": "LocalCluster(2 processes x 1 thread)"}]})
+    pd.DataFrame([{"variant": v, **s} for v, s in found["variants"].items()])[list(ablation.SEEDS_COLUMNS)].to_csv(
+        root / "lenet/seeds.csv", index=False)
+    write_fake_ablation(root)
     figures = plots.figures(logs, cms, CLASSES, images, y_test[:SAMPLES], {v: p[:SAMPLES] for v, p in preds.items()})
     (root / "plots").mkdir()
     for name, fig in figures.items():
@@ -155,6 +167,33 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
     write_answers(root)
     write_manifest(root)
     return root
+
+
+def write_fake_ablation(root: Path) -> None:
+    """ablation/ as `invoke ablation` writes it, from made-up runs with a planted BN effect, analysed
+    by the real pipeline functions."""
+    rows = []
+    for i, spec in enumerate(ablation.design(3)):
+        acc = 0.5 + 0.08 * spec["batch_norm"] + 0.01 * spec["augment"] + 0.003 * ((i * 7) % 5)
+        rows.append({**spec, "test_accuracy": acc, "best_val_accuracy": acc + 0.005, "train_seconds": 150.0 + i,
+                     "epochs": EPOCHS, "best_val_epoch": EPOCHS, "final_val_accuracy": acc,
+                     "final_train_accuracy": acc + 0.05, "final_train_loss": 0.9, "test_loss": 1.1,
+                     "images_per_second": 6000.0, "params": 62006, "device": "cpu (1 threads)", "threads": 1,
+                     "config": "fakeconfig01"})
+    found = ablation.analyse(rows, 3)
+    out = root / "ablation"
+    out.mkdir()
+    pd.DataFrame(rows)[list(ablation.RUN_COLUMNS)].to_csv(out / "runs.csv", index=False)
+    pd.DataFrame(found["effects"])[list(ablation.EFFECT_COLUMNS)].to_csv(out / "effects.csv", index=False)
+    pd.DataFrame(found["cells"])[list(ablation.CELL_COLUMNS)].to_csv(out / "cells.csv", index=False)
+    write_json(out / "summary.json", {
+        "config": {"seeds": 3, "epochs": EPOCHS, "lr": 0.001, "batch_size": 128, "augment": True},
+        "runs": len(found["used"]), "augmentation": found["augmentation"], "conclusion": found["conclusion"],
+        "published_source": ablation.PUBLISHED_SOURCE, "level": 0.95,
+        "sweeps": [{"runs": len(rows), "wall_seconds": 3600.0, "workers": 2,
+                    "scheduler": "LocalCluster(2 processes x 1 thread)"}]})
+    for name, fig in plots.ablation_figures(found["used"], found["effects"], ablation.FACTORS).items():
+        (out / f"{name}.svg").write_bytes(plots.to_bytes(fig, "svg"))
 
 
 def write_answers(root: Path) -> None:
@@ -171,8 +210,10 @@ def write_answers(root: Path) -> None:
 
 
 def task_of(rel: str) -> str:
+    if rel.startswith("lenet/seeds"):
+        return "seeds"
     return {"data": "data", "lenet": "train:lenet_plain", "plots": "plots", "answers": "answers",
-            "answers.json": "answers"}[rel.split("/")[0]]
+            "answers.json": "answers", "ablation": "ablation"}[rel.split("/")[0]]
 
 
 def write_manifest(root: Path) -> None:

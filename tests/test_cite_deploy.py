@@ -1,0 +1,88 @@
+"""CITATION.cff and `invoke deploy`: the citation metadata agrees with mkdocs.yml and never goes
+stale (no version or date: the site adds the commit), and deploy publishes only a clean commit.
+Nothing here builds the site or touches git state; deploy's git and mkdocs calls are mocked."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from invoke import MockContext, Result
+from invoke.exceptions import Exit
+
+import tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+GH_DEPLOY = "-m mkdocs gh-deploy --strict --force --no-history"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """mkdocs.yml may hold `!!python/name:` tags (e.g. for extensions); read them as None."""
+
+
+_ConfigLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
+
+
+def _mkdocs_config() -> dict:
+    return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_ConfigLoader)
+
+
+def _citation() -> dict:
+    return yaml.safe_load((ROOT / "CITATION.cff").read_text())
+
+
+def test_citation_matches_site_and_has_nothing_to_go_stale():
+    cff, config = _citation(), _mkdocs_config()
+    assert cff["cff-version"] == "1.2.0"
+    assert cff["type"] == "software"
+    assert cff["title"] == config["site_name"]
+    assert cff["authors"] and all(a.get("name") or a.get("family-names") for a in cff["authors"])
+    # The version is the commit the site was built from; the site's cite block adds it.
+    assert not {"version", "date-released", "commit"} & set(cff)
+    if "url" in cff:
+        assert cff["url"] == config.get("site_url")
+    if "repository-code" in cff:
+        assert cff["repository-code"] == config.get("repo_url")
+
+
+def test_deploy_dry_run_prints_the_command_and_runs_nothing():
+    out = subprocess.run([sys.executable, "-m", "invoke", "deploy", "--dry-run"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert GH_DEPLOY in out.stdout
+    assert "--remote-name origin --remote-branch gh-pages" in out.stdout
+    assert re.search(r"would publish commit [0-9a-f]{40} to origin/gh-pages", out.stdout)
+
+
+def _git(status: str, remote_ok: bool = True) -> dict:
+    """Mocked answers to deploy's git calls (MockContext matches regexes from the start);
+    any other command, mkdocs included, raises NotImplementedError."""
+    return {
+        re.compile(r"^git rev-parse HEAD$"): Result(stdout="0123abcd" * 5 + "\n"),
+        re.compile(r"^git status --porcelain --untracked-files=no$"): Result(stdout=status),
+        re.compile(r"^git remote get-url "): Result(exited=0 if remote_ok else 2),
+    }
+
+
+@pytest.mark.parametrize("status, remote_ok, expected", [
+    (" M tasks.py\nM  docs/index.md\n", True, "2 tracked file(s) have uncommitted changes"),
+    ("", False, "no git remote 'origin'"),
+])
+def test_deploy_refuses_a_dirty_tree_or_a_missing_remote(status, remote_ok, expected):
+    ctx = MockContext(run=_git(status, remote_ok))
+    with pytest.raises(Exit) as e:
+        tasks.deploy(ctx)
+    assert e.value.code == 1
+    message = str(e.value.message)
+    assert message.startswith("error: ") and expected in message and "\n" not in message
+    assert not any("gh-deploy" in call.args[0] for call in ctx.run.call_args_list)
+
+
+def test_deploy_publishes_a_clean_commit(capsys):
+    ctx = MockContext(run={**_git(""), re.compile(r".* -m mkdocs gh-deploy "): Result()})
+    tasks.deploy(ctx, remote="upstream", branch="pages")
+    command = ctx.run.call_args_list[-1].args[0]
+    assert command.startswith(sys.executable) and GH_DEPLOY in command
+    assert command.endswith("--remote-name upstream --remote-branch pages")
+    assert "publishing commit " + "0123abcd" * 5 + " to upstream/pages" in capsys.readouterr().out
