@@ -23,10 +23,12 @@ import functools
 import http.server
 import json
 import os
+import posixpath
 import re
 import subprocess
 import sys
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -361,20 +363,55 @@ def number(text: str) -> float:
     return float(text.replace(",", "").replace("%", "").strip())
 
 
-def test_headline_table_equals_summary_csv(site, browser):
-    """The first table of the home page, one column per run, against lenet/summary.csv: every
-    number to the precision the page shows."""
-    with open(ROOT / "artifacts/lenet/summary.csv", newline="") as f:
-        runs = list(csv.DictReader(f))
+def home_tables(site, browser) -> list[tuple[list[str], list[list[str]]]]:
+    """(header, rows of cells) of every table in the home page's article, as the browser shows them."""
     context = new_context(browser, "light")
     visit = open_page(context, site, "")
     try:
-        table = visit.page.locator("article table").first
-        header = [h.strip() for h in table.locator("thead th").all_inner_texts()]
-        rows = {cells[0].strip(): [c.strip() for c in cells[1:]]
-                for cells in (r.locator("td").all_inner_texts() for r in table.locator("tbody tr").all())}
+        out = []
+        for table in visit.page.locator("article table").all():
+            header = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+            rows = [[c.strip() for c in r.locator("td").all_inner_texts()] for r in table.locator("tbody tr").all()]
+            out.append((header, rows))
+        return out
     finally:
         context.close()
+
+
+def read_summary() -> list[dict]:
+    with open(ROOT / "artifacts/lenet/summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_headline_table_equals_summary_csv_over_seeds(site, browser):
+    """The home page's first table: each variant's mean, standard deviation, range and per-seed test
+    accuracies, recomputed here from every run in lenet/summary.csv (statistics module, not the
+    pipeline's code)."""
+    import statistics
+    runs = read_summary()
+    header, rows = home_tables(site, browser)[0]
+    assert header[0] == "variant" and "mean test accuracy" in header
+    col = {name: i for i, name in enumerate(header)}
+    assert [r[0] for r in rows] == list(dict.fromkeys(r["variant"] for r in runs))
+    for row in rows:
+        accs = [100 * float(r["test_accuracy"]) for r in sorted(runs, key=lambda r: int(r["seed"]))
+                if r["variant"] == row[0]]
+        assert len(accs) >= 5, "the headline needs at least 5 seeds per variant (`invoke seeds`)"
+        assert int(row[col["seeds"]]) == len(accs)
+        assert number(row[col["mean test accuracy"]]) == pytest.approx(statistics.mean(accs), abs=0.00501)
+        assert number(row[col["std. dev."]]) == pytest.approx(statistics.stdev(accs), abs=0.00501)
+        lo, hi = row[col["range"]].split(" to ")
+        assert (number(lo), number(hi)) == pytest.approx((min(accs), max(accs)), abs=0.00501)
+        shown = [number(x) for x in row[col["per seed (seed 0 first)"]].split(", ")]
+        assert shown == pytest.approx(accs, abs=0.00501)
+
+
+def test_reference_table_equals_summary_csv(site, browser):
+    """The home page's second table, one column per reference run (seed 0), against lenet/summary.csv:
+    every number to the precision the page shows."""
+    runs = [r for r in read_summary() if r["seed"] == "0"]
+    header, cells = home_tables(site, browser)[1]
+    rows = {c[0]: c[1:] for c in cells}
     assert header[1:] == [r["variant"] for r in runs]
     for col, run in enumerate(runs):
         cell = {label: values[col] for label, values in rows.items()}
@@ -390,3 +427,18 @@ def test_headline_table_equals_summary_csv(site, browser):
         assert int(number(cell["parameters"])) == int(float(run["params"]))
         assert cell["device"] == run["device"]
     assert len(rows) == 9, rows  # every row checked above
+
+
+def test_csv_downloads_return_the_artifact(site):
+    """Every download link on every page returns the exact bytes of the artifact it names."""
+    links = set()
+    for page in sorted(site.folder.rglob("*.html")):
+        for href in re.findall(r'<a [^>]*href="([^"]+\.csv)"[^>]*download', page.read_text()):
+            links.add(posixpath.normpath(posixpath.join(posixpath.dirname(page.relative_to(site.folder).as_posix()), href)))
+    assert links, "no CSV download links found"
+    for rel in sorted(links):
+        assert rel.startswith("assets/artifacts/"), rel
+        with urllib.request.urlopen(f"{site.base}{rel}") as r:
+            assert r.status == 200
+            assert r.read() == (ROOT / "artifacts" / rel.removeprefix("assets/artifacts/")).read_bytes(), rel
+
