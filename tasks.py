@@ -529,6 +529,43 @@ def serve(c, port=8000):
           env={"NO_MKDOCS_2_WARNING": "1"})
 
 
+# --- layers: CS182's NumPy layers ----------------------------------------------------------
+
+@task(help=FORCE_HELP)
+@user_errors
+def layers(c, force=False):
+    """Gradient-check the CS182 NumPy layers, time the convolutions, draw the batch-norm graph."""
+    from pipeline import artifacts as A
+    from pipeline import gradcheck as G
+    from pipeline import numpy_bench
+    from pipeline import plots as P
+    from pipeline.errors import UserError
+    out = ART / "cs182"
+    config = {"seed": G.SEED, "threshold": G.GRADCHECK_THRESHOLD, "torch_threshold": G.TORCH_THRESHOLD}
+    key = A.task_key(config, _code("numpy_layers", "gradcheck", "numpy_bench"))
+    if not force and A.is_up_to_date(ART, "layers", key):
+        print("layers: up to date (use --force to redo)")
+        return
+    rows = G.gradient_checks(G.SEED)
+    failed = [f"{r['backward']} {r['gradient']}" for r in rows if not r["passed"]]
+    if failed:  # nothing is written: the site must never show a failing check as a result
+        raise UserError(f"{len(failed)} gradient check(s) failed ({', '.join(failed)}); fix "
+                        "pipeline/numpy_layers.py until tests/test_numpy_layers.py passes, then rerun.")
+    timings = numpy_bench.conv_timings()
+    paths = [A.write_csv(out / "gradchecks.csv", rows, G.COLUMNS),
+             A.write_json(out / "conv_timings.json", timings)]
+    fig = G.bn_graph_figure()
+    for ext in ("svg", "png"):
+        paths.append(A.write_bytes(out / f"bn_graph.{ext}", P.to_bytes(fig, ext)))
+    A.record(ART, "layers", key, paths,
+             {"config": {**config, "conv": timings["shape"], "repeats": timings["repeats"]},
+              "seeds": {"seed": G.SEED}, "device": f"cpu ({timings['torch_threads']} torch threads)",
+              "data": None})
+    print(f"layers: {len(rows)} gradient checks passed; conv forward + backward im2col "
+          f"{timings['im2col_s']:.3f} s, torch {timings['torch_s']:.3f} s, naive "
+          f"{timings['naive_s']:.1f} s -> {_rel(out)}")
+
+
 # --- bench, test, clean, all ---------------------------------------------------------------
 
 @task(help={"images": "training images per timed epoch",
@@ -593,7 +630,8 @@ def clean(c, artifacts=False):
                         "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps"})
 @user_errors
 def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False):
-    """Everything: data -> train both variants -> plots -> answers -> site; times each stage."""
+    """Everything: data -> train both variants -> plots -> answers -> layers -> site; times each stage.
+    The site also reads `invoke seeds` and `invoke ablation`, which take longer and are run by hand."""
     stages = [
         ("data", lambda: data(c, source=source, allow_unofficial_data=allow_unofficial_data,
                               force=force)),
@@ -601,6 +639,7 @@ def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False
                                 allow_unofficial_data=allow_unofficial_data, force=force)),
         ("plots", lambda: plots(c, force=force)),
         ("answers", lambda: answers(c, force=force)),
+        ("layers", lambda: layers(c, force=force)),
         ("docs", lambda: docs(c)),
     ]
     timings, start = {}, time.perf_counter()

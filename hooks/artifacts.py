@@ -41,7 +41,7 @@ its indentation is repeated on every line, so it works inside admonitions and `?
     {{ provenance [ARTIFACT] }}           commit, time, device, torch, data of the manifest entry of
                                           ARTIFACT (default lenet/summary.csv)
     {{ manifest_table }}                  every artifact in the manifest: task, commit, size, sha256
-    {{ plot [DIR/]NAME [ALT TEXT ...] }}  the image artifacts/DIR/NAME (DIR plots or ablation; .svg
+    {{ plot [DIR/]NAME [ALT TEXT ...] }}  the image artifacts/DIR/NAME (DIR plots, ablation or cs182; .svg
                                           if no extension), linked to itself; e.g.
                                           {{ plot learning_curves Curves }}, {{ plot ablation/effects }}
     {{ seeds_table }}, {{ seeds_paired }} multi-seed test accuracy (lenet/seeds.json): per variant,
@@ -51,6 +51,10 @@ its indentation is repeated on every line, so it works inside admonitions and `?
     {{ ablation_cells }}, {{ ablation_effects }}, {{ ablation_runs }}, {{ ablation_conclusion }}
                                           the ablation's cells, effects, runs and generated findings
     {{ sweep_time ablation|seeds }}       minutes and runs of that sweep
+    {{ gradchecks_table }}                every gradient check of the CS182 NumPy layers: error against
+                                          finite differences and torch, passed (cs182/gradchecks.csv)
+    {{ conv_timings_table }}              seconds and ratio to torch of the three convolutions, and a
+                                          sentence on the setting (cs182/conv_timings.json)
     {{ csv PATH [LABEL ...] }}            a download link to the CSV artifact PATH, published with the
                                           site, with its sha256
     {{ cite }}                            BibTeX and plain-text citation tabs (CITATION.cff + git commit)
@@ -77,12 +81,12 @@ from mkdocs.structure.files import File
 ENV_ROOT = "LENET_ARTIFACTS"
 PLOTS_DIR = "plots"
 SITE_PLOTS = "assets/plots"  # where the plots land in the built site
-FIGURE_DIRS = ("plots", "ablation")  # artifact folders whose images are published, as assets/<dir>/
+FIGURE_DIRS = ("plots", "ablation", "cs182")  # artifact folders whose images are published, as assets/<dir>/
 SITE_FILES = "assets/artifacts"  # where the CSV artifacts are published, for download
 PLOT_SUFFIXES = (".png", ".svg")
 # Which invoke task writes a path under artifacts/ (ARTIFACTS.md), for the "run `invoke x`" hint.
 TASK_BY_PREFIX = (("data/", "data"), ("lenet/seeds", "seeds"), ("lenet/", "train"),
-                  ("ablation/", "ablation"), ("plots/", "plots"),
+                  ("ablation/", "ablation"), ("plots/", "plots"), ("cs182/", "layers"),
                   ("answers.json", "answers"), ("bench.json", "bench"), ("timings.json", "all"),
                   ("manifest.json", "all"))
 FORMATS = {"pct": ".1%", "pct2": ".2%", "int": ",.0f", "f1": ".1f", "f2": ".2f", "f3": ".3f", "f4": ".4f"}
@@ -465,9 +469,10 @@ def provenance(a: Artifacts, artifact: str = "lenet/summary.csv") -> str:
     rows = [["artifact", code(artifact)], ["written by task", code(entry.get("task", task_of(artifact)))],
             ["git commit", code(commit)], ["finished", str(dig(entry, "timestamp", where))],
             ["device", str(dig(entry, "device", where))], ["torch", code(dig(entry, "torch", where))],
-            ["data official", fmt(bool(dig(data, "official", where)))]]
+            ["data official", "no data used" if data is None else fmt(bool(dig(data, "official", where)))]]
     if "seeds" in entry:
         rows.append(["seeds", code(json.dumps(entry["seeds"], sort_keys=True))])
+    data = data or {}  # None: a task that reads no CIFAR-10 (answers, layers)
     if data.get("mismatched"):
         rows.append(["files differing from the official md5s", ", ".join(map(code, data["mismatched"]))])
     for name, md5 in (data.get("md5s") or {}).items():
@@ -606,6 +611,51 @@ def sweep_time(a: Artifacts, which: str) -> str:
             + (f", in {len(sweeps)} invocations" if len(sweeps) > 1 else ""))
 
 
+def gradchecks_table(a: Artifacts) -> str:
+    """Every gradient of the CS182 NumPy layers against finite differences and torch autograd, with
+    the thresholds in the header (cs182/gradchecks.csv)."""
+    rel = "cs182/gradchecks.csv"
+    rows = a.csv(rel)
+    if not rows:
+        raise PluginError(f"{a.display(rel)} has no checks; rerun `invoke layers --force`.")
+    thresholds = {}
+    for column in ("threshold", "torch_threshold"):
+        found = {r[column] for r in rows}
+        if len(found) != 1:
+            raise PluginError(f"{a.display(rel)}: the checks use different {column} values "
+                              f"({', '.join(sorted(found))}); rerun `invoke layers --force`.")
+        thresholds[column] = fmt(found.pop(), ".0e")
+    # The layer and its backward function share a cell: six columns fit the content width.
+    body = [[f"{r['layer']}: {code(r['backward'])}", code(r["gradient"]), r["shape"].replace("x", " × "),
+             fmt(r["numeric_rel_error"], ".1e"), fmt(r["torch_rel_error"], ".1e"),
+             "yes" if r["passed"] == "True" else "**no**"] for r in rows]
+    return table(["layer: backward", "gradient", "shape", f"vs finite differences (< {thresholds['threshold']})",
+                  f"vs torch autograd (< {thresholds['torch_threshold']})", "passed"], body, "llrrrl")
+
+
+def conv_timings_table(a: Artifacts) -> str:
+    """The three convolutions' forward + backward time, each as a ratio to torch, and one sentence
+    on the setting and the extrapolation of the naive loops (cs182/conv_timings.json)."""
+    rel = "cs182/conv_timings.json"
+    t, where = a.json(rel), a.display(rel)
+    torch_s = float(dig(t, "torch_s", where))
+    naive = ("naive loops, extrapolated" if dig(t, "naive_extrapolated", where) else "naive loops")
+    rows = [["im2col (NumPy)", "`conv_forward_im2col` + `conv_backward_im2col`", dig(t, "im2col_s", where)],
+            ["torch autograd", "`F.conv2d` + `.backward`", torch_s],
+            [naive, "`conv_forward_naive` + `conv_backward_naive`", dig(t, "naive_s", where)]]
+    body = [[name, what, fmt(s, ".4g"), f"{float(s) / torch_s:.3g}×"] for name, what, s in rows]
+    shape = dig(t, "shape", where)
+    n, m = shape["x"][0], dig(t, "naive_measured_images", where)
+    setting = (f"One forward and backward pass of a conv layer on x of shape ({', '.join(map(str, shape['x']))}), "
+               f"{shape['dtype']}, weights ({', '.join(map(str, shape['w']))}), stride {shape['stride']}, pad "
+               f"{shape['pad']}; median of {dig(t, 'repeats', where)} runs, torch on "
+               f"{dig(t, 'torch_threads', where)} thread(s).")
+    if dig(t, "naive_extrapolated", where):
+        setting += (f" The naive loops are timed on {m} of the {n} images and their time is scaled "
+                    f"linearly to {n} (every image costs the same number of loop iterations).")
+    return table(["implementation", "functions", "seconds", "time / torch's"], body, "llrr") + "\n\n" + setting
+
+
 def csv_link(a: Artifacts, rel: str, *label: str, page=None) -> str:
     """A download link to a CSV artifact as published (assets/artifacts/REL), with its sha256."""
     if not rel.endswith(".csv"):
@@ -639,6 +689,7 @@ PLACEHOLDERS = {
     "manifest_table": manifest_table, "plot": plot, "seeds_table": seeds_table, "seeds_paired": seeds_paired,
     "seeds": seeds, "ablation": ablation, "ablation_cells": ablation_cells, "ablation_effects": ablation_effects,
     "ablation_runs": ablation_runs, "ablation_augmentation": ablation_augmentation, "ablation_conclusion": ablation_conclusion, "sweep_time": sweep_time,
+    "gradchecks_table": gradchecks_table, "conv_timings_table": conv_timings_table,
     "csv": csv_link, "cite": cite,
 }
 

@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline import ablation, plots
+from pipeline import ablation, gradcheck, plots
 from pipeline.answers import compute_all
 from pipeline.answers.figures import figures as answer_figures
 
@@ -63,7 +63,7 @@ BUILD_TIMEOUT_S = 180  # a build executes the four answer notebooks
 PAGES = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
          "lenet/training/index.html", "lenet/results/index.html", "ablation/index.html", "reproducibility/index.html",
          "answers/csce421/index.html", "answers/coms573/index.html", "answers/cs182/index.html",
-         "answers/errata/index.html"}
+         "answers/errata/index.html", "cs182/layers/index.html"}
 NOTEBOOK_PAGES = {p for p in PAGES if p.startswith("answers/")}
 MATHJAX_SCRIPT = re.compile(r'<script[^>]*\ssrc="([^"]*MathJax\.js[^"]*)"')
 
@@ -165,8 +165,26 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
         for fmt in ("png", "svg"):
             (root / "plots" / f"{name}.{fmt}").write_bytes(plots.to_bytes(fig, fmt))
     write_answers(root)
+    write_fake_layers(root)
     write_manifest(root)
     return root
+
+
+FAKE_CONV_TIMINGS = {"im2col_s": 0.0512, "torch_s": 0.0123, "naive_s": 41.7, "naive_measured_images": 4,
+                     "naive_extrapolated": True, "im2col_over_torch": 0.0512 / 0.0123,
+                     "naive_over_torch": 41.7 / 0.0123, "repeats": 5, "torch_threads": 2,
+                     "shape": {"x": [128, 3, 32, 32], "w": [32, 3, 3, 3], "stride": 1, "pad": 1, "dtype": "float32"}}
+
+
+def write_fake_layers(root: Path) -> None:
+    """cs182/ as `invoke layers` writes it: the real gradient checks and figure, made-up timings."""
+    out = root / "cs182"
+    out.mkdir()
+    pd.DataFrame(gradcheck.gradient_checks())[list(gradcheck.COLUMNS)].to_csv(out / "gradchecks.csv", index=False)
+    write_json(out / "conv_timings.json", FAKE_CONV_TIMINGS)
+    fig = gradcheck.bn_graph_figure()
+    for fmt in ("svg", "png"):
+        (out / f"bn_graph.{fmt}").write_bytes(plots.to_bytes(fig, fmt))
 
 
 def write_fake_ablation(root: Path) -> None:
@@ -213,7 +231,7 @@ def task_of(rel: str) -> str:
     if rel.startswith("lenet/seeds"):
         return "seeds"
     return {"data": "data", "lenet": "train:lenet_plain", "plots": "plots", "answers": "answers",
-            "answers.json": "answers", "ablation": "ablation"}[rel.split("/")[0]]
+            "answers.json": "answers", "ablation": "ablation", "cs182": "layers"}[rel.split("/")[0]]
 
 
 def write_manifest(root: Path) -> None:
@@ -314,6 +332,12 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     assert f"{answers['csce421.q1.params']['value']:,}" in text(pages["answers/csce421/index.html"])
     assert "page.show(" not in text(pages["answers/csce421/index.html"])  # hide-input cells
     assert "data:image/png;base64," in pages["answers/cs182/index.html"]  # the figures
+    layers = pages["cs182/layers/index.html"]
+    assert text(layers).count("batchnorm_backward_alt") >= 3 and "**no**" not in layers  # table rows, all passed
+    assert "../../assets/cs182/bn_graph.svg" in layers and (b.site / "assets/cs182/bn_graph.svg").is_file()
+    assert "extrapolated" in text(layers) and "0.0512" in text(layers)  # conv_timings.json, formatted
+    assert "assets/artifacts/cs182/gradchecks.csv" in layers and 'class="arithmatex"' in layers
+    assert "def batchnorm_backward_alt(dy: np.ndarray, cache: BatchNormCache):" in text(layers)  # the source
     # MathJax: notebook pages load the site's own copy by a relative URL, Markdown pages the loader.
     for path, html in pages.items():
         scripts = MATHJAX_SCRIPT.findall(html)
