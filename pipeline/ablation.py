@@ -220,7 +220,10 @@ def conclusion(effects: list[dict], cells: list[dict], augmentation: dict) -> li
         text = (f"Augmentation (random crop + flip) changes {name} by {pp(a['mean'])} (paired over "
                 f"{a['n']} seeds, 95% CI {pp(a['ci_low'])} to {pp(a['ci_high'])}"
                 f"{'' if clear else ', not distinguishable from zero'})")
-        if a.get("closed") is not None and a["closed"] >= 0:
+        if a.get("closed") is not None and a["closed"] > 1:
+            text += (f"; that more than closes the {100 * a['gap']:.1f}-point gap to the published "
+                     f"{100 * a['published']:.1f}% (mean {100 * a['with']:.1f}% with it)")
+        elif a.get("closed") is not None and a["closed"] >= 0:
             text += (f"; that is {100 * a['closed']:.0f}% of the {100 * a['gap']:.1f}-point gap to the "
                      f"published {100 * a['published']:.1f}%")
         elif a.get("closed") is not None:

@@ -148,6 +148,12 @@ def test_conclusion_follows_the_numbers():
     assert strong != none
 
 
+def test_conclusion_says_when_augmentation_more_than_closes_the_gap():
+    rows = fake_rows(aug=0.2)
+    line = next(l for l in AB.analyse(rows, seeds=3)["conclusion"] if "lenet_plain" in l)
+    assert "more than closes" in line
+
+
 def test_gap_closed():
     assert AB.gap_closed(0.64, 0.60, 0.70)["closed"] == pytest.approx(0.4)
     assert AB.gap_closed(0.72, 0.71, 0.70)["closed"] is None  # no gap left to close
