@@ -311,10 +311,11 @@ def _read_rows(path: Path) -> tuple[list[str] | None, list[dict]]:
 def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=None,
           allow_unofficial_data=False, force=False):
     """Both LeNet variants over several seeds: summary.csv rows, mean, 95% CI, paired comparison."""
+    from pipeline import ablation as AB
     from pipeline import artifacts as A
     from pipeline import stats
-    from pipeline.model import VARIANTS, spec_name
     from pipeline.errors import UserError
+    from pipeline.model import VARIANTS, spec_name
     from pipeline.sweep import run_sweep, spec
     n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data)
     out = ART / "lenet"

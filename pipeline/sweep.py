@@ -15,7 +15,7 @@ workers need the repository on their PYTHONPATH and the CIFAR-10 folder at the s
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from pipeline.model import spec_name
 from pipeline.preprocess import MODES

@@ -1,6 +1,5 @@
 """The invoke tasks end to end on the tiny synthetic archive, and every bad input at the CLI:
 one clear line on stderr, a non-zero exit, and nothing half-written."""
-import json
 import os
 import pickle
 import shutil
