@@ -321,7 +321,7 @@ def code(value) -> str:
 
 def summary_table(a: Artifacts) -> str:
     """One column per run (two runs read better side by side than as nine-column rows)."""
-    runs = a.summary
+    runs = [a.run(v) for v in a.variants]  # the reference runs; seeds_table summarises the others
     fields = [
         ("preprocessing", lambda r: code(r["preprocess"])),
         ("test accuracy", lambda r: f"**{fmt(r['test_accuracy'], 'pct')}**"),
@@ -516,12 +516,11 @@ def seeds_table(a: Artifacts) -> str:
     rows = []
     for v, s in variants.items():
         values = dig(s, "values", where)
-        rows.append([code(v), str(s["n"]), f"**{fmt(s['mean'], 'pct2')}**", f"{100 * s['std']:.2f} pp",
-                     f"{fmt(s['ci_low'], 'pct2')} to {fmt(s['ci_high'], 'pct2')}",
-                     f"{fmt(min(values), 'pct2')} to {fmt(max(values), 'pct2')}",
+        rows.append([code(v), str(s["n"]), f"**{fmt(s['mean'], 'pct2')}**", f"{100 * s['std']:.2f}",
+                     f"{100 * s['ci_low']:.2f}–{fmt(s['ci_high'], 'pct2')}",
                      ", ".join(fmt(x, "pct2") for x in values)])
-    return table(["variant", "seeds", "mean test accuracy", "std. dev.", f"{fmt(a.seeds['level'], 'pct')} CI of the mean",
-                  "range", "per seed (seed 0 first)"], rows, "lrrrrrl")
+    return table(["variant", "seeds", "mean test accuracy", "sd (pp)", f"{fmt(a.seeds['level'], 'pct')} CI",
+                  "per seed, from seed 0"], rows, "lrrrrl")
 
 
 def seeds_paired(a: Artifacts) -> str:
@@ -553,9 +552,9 @@ def ablation_cells(a: Artifacts) -> str:
     for c in a.csv("ablation/cells.csv"):
         rows.append([code(c["preprocess"]), _onoff(c["batch_norm"]), _onoff(c["dropout"]),
                      _onoff(c["augment"]), c["n"], f"**{fmt(c['mean'], 'pct2')}**",
-                     f"{100 * float(c['std']):.2f} pp", f"{fmt(c['ci_low'], 'pct2')} to {fmt(c['ci_high'], 'pct2')}"])
-    return table(["preprocessing", "batch-norm", "dropout", "augmentation", "seeds", "mean test acc.",
-                  "std. dev.", "95% CI"], rows, "llllrrrr")
+                     f"{100 * float(c['std']):.2f}", f"{100 * float(c['ci_low']):.2f}–{fmt(c['ci_high'], 'pct2')}"])
+    return table(["inputs", "BN", "dropout", "aug.", "n", "mean test acc.", "sd (pp)", "95% CI"],
+                 rows, "llllrrrr")
 
 
 def ablation_effects(a: Artifacts) -> str:
@@ -586,10 +585,10 @@ def ablation_augmentation(a: Artifacts) -> str:
     for name, g in dig(a.ablation, "augmentation", a.display("ablation/summary.json")).items():
         closed = "no gap" if g.get("closed") is None else f"{100 * g['closed']:.0f}%"
         rows.append([code(name), str(g["n"]), fmt(g["without"], "pct2"), fmt(g["with"], "pct2"),
-                     f"{_pp(g['mean'])} ({_pp(g['ci_low'])} to {_pp(g['ci_high'])})",
+                     f"{100 * g['mean']:+.2f} [{100 * g['ci_low']:+.2f}, {100 * g['ci_high']:+.2f}]",
                      fmt(g["published"], "pct"), closed])
-    return table(["model", "seeds", "without", "with augmentation", "paired change (95% CI)", "published",
-                  "share of the gap closed"], rows, "lrrrrrr")
+    return table(["model", "n", "without", "with aug.", "change, pp [95% CI]", "published",
+                  "gap closed"], rows, "lrrrrrr")
 
 
 def ablation_conclusion(a: Artifacts) -> str:
