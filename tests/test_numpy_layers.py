@@ -228,13 +228,18 @@ def bn_inputs(seed, N=6, D=4):
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("backward", [L.batchnorm_backward, L.batchnorm_backward_alt])
 def test_batchnorm_gradcheck(train, backward):
-    rng, x, gamma, beta, running = bn_inputs(7)
-    out, cache, _ = L.batchnorm_forward(x, gamma, beta, running, train)
+    assert_bn_gradcheck(L.batchnorm_forward, backward, bn_inputs(7), train)
+
+
+def assert_bn_gradcheck(forward, backward, inputs, train):
+    """dx, dgamma, dbeta of a (spatial) batch-norm backward against centred differences."""
+    rng, x, gamma, beta, running = inputs
+    out, cache, _ = forward(x, gamma, beta, running, train)
     dout = rng.standard_normal(out.shape)
     dx, dgamma, dbeta = backward(dout, cache)
 
     def fwd(xv=x, g=gamma, bv=beta):
-        return L.batchnorm_forward(xv, g, bv, running, train)[0]
+        return forward(xv, g, bv, running, train)[0]
 
     assert_gradcheck(dx, lambda v: fwd(xv=v), x, dout)
     assert_gradcheck(dgamma, lambda v: fwd(g=v), gamma, dout)
@@ -326,17 +331,7 @@ def spatial_bn_inputs(seed):
 
 @pytest.mark.parametrize("train", [True, False])
 def test_spatial_batchnorm_gradcheck(train):
-    rng, x, gamma, beta, running = spatial_bn_inputs(12)
-    out, cache, _ = L.spatial_batchnorm_forward(x, gamma, beta, running, train)
-    dout = rng.standard_normal(out.shape)
-    dx, dgamma, dbeta = L.spatial_batchnorm_backward(dout, cache)
-
-    def fwd(xv=x, g=gamma, bv=beta):
-        return L.spatial_batchnorm_forward(xv, g, bv, running, train)[0]
-
-    assert_gradcheck(dx, lambda v: fwd(xv=v), x, dout)
-    assert_gradcheck(dgamma, lambda v: fwd(g=v), gamma, dout)
-    assert_gradcheck(dbeta, lambda v: fwd(bv=v), beta, dout)
+    assert_bn_gradcheck(L.spatial_batchnorm_forward, L.spatial_batchnorm_backward, spatial_bn_inputs(12), train)
 
 
 @pytest.mark.parametrize("train", [True, False])
