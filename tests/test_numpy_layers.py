@@ -249,8 +249,14 @@ def assert_bn_gradcheck(forward, backward, inputs, train):
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("backward", [L.batchnorm_backward, L.batchnorm_backward_alt])
 def test_batchnorm_matches_torch(train, backward):
-    rng, x, gamma, beta, running = bn_inputs(8)
-    out, cache, new = L.batchnorm_forward(x, gamma, beta, running, train)
+    assert_bn_matches_torch(L.batchnorm_forward, backward, bn_inputs(8), train)
+
+
+def assert_bn_matches_torch(forward, backward, inputs, train):
+    """Output, gradients and updated running statistics of a (spatial) batch-norm against
+    F.batch_norm with autograd, in float64 (F.batch_norm handles (N, D) and (N, C, H, W) alike)."""
+    rng, x, gamma, beta, running = inputs
+    out, cache, new = forward(x, gamma, beta, running, train)
     dout = rng.standard_normal(out.shape)
     dx, dgamma, dbeta = backward(dout, cache)
     tx, tg, tb = t64(x), t64(gamma), t64(beta)
@@ -336,18 +342,8 @@ def test_spatial_batchnorm_gradcheck(train):
 
 @pytest.mark.parametrize("train", [True, False])
 def test_spatial_batchnorm_matches_torch(train):
-    rng, x, gamma, beta, running = spatial_bn_inputs(13)
-    out, cache, new = L.spatial_batchnorm_forward(x, gamma, beta, running, train)
-    dout = rng.standard_normal(out.shape)
-    dx, dgamma, dbeta = L.spatial_batchnorm_backward(dout, cache)
-    tx, tg, tb = t64(x), t64(gamma), t64(beta)
-    rm, rv = torch.tensor(running.mean), torch.tensor(running.var)
-    ref = F.batch_norm(tx, rm, rv, tg, tb, training=train, momentum=L.BN_MOMENTUM, eps=L.BN_EPS)
-    ref.backward(torch.from_numpy(dout))
-    assert scaled_error(out, ref.detach()) < TORCH_TOL
-    for ours, t in ((dx, tx), (dgamma, tg), (dbeta, tb)):
-        assert scaled_error(ours, t.grad) < TORCH_TOL
-    assert scaled_error(new.mean, rm) < TORCH_TOL and scaled_error(new.var, rv) < TORCH_TOL
+    assert_bn_matches_torch(L.spatial_batchnorm_forward, L.spatial_batchnorm_backward,
+                            spatial_bn_inputs(13), train)
 
 
 def test_spatial_batchnorm_running_stats_follow_batchnorm2d():
