@@ -137,10 +137,7 @@ def analyse(rows: list[dict], seeds: int, augment: bool = True) -> dict:
     cells = []
     for aug in ((False, True) if augment else (False,)):
         sub = [r for r in used if r["augment"] == aug]
-        for c in stats.cell_stats(sub, FACTORS, RESPONSE):
-            if c["n"]:
-                values = [r[RESPONSE] for r in sub if all(r[f] == c[f] for f in FACTORS)]
-                cells.append({**c, "augment": aug, "min": min(values), "max": max(values)})
+        cells += [{**c, "augment": aug} for c in stats.cell_stats(sub, FACTORS, RESPONSE) if c["n"]]
     augmentation = {}
     for name, cell in (HOMEWORK.items() if augment else ()):
         by = {(r["augment"], r["seed"]): r[RESPONSE] for r in used

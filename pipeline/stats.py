@@ -57,18 +57,27 @@ def paired(a, b, level: float = LEVEL) -> dict:
 
 # --- full factorial design ---------------------------------------------------------------------
 
+def cell_values(rows: list[dict], factors: dict, response: str):
+    """Yield (index, cell, values) for every combination of the factors' levels, in the factors'
+    order: index is the tuple of level positions, cell {factor: level}, values the responses of
+    the rows in that cell."""
+    for idx in itertools.product(*(range(len(v)) for v in factors.values())):
+        cell = {f: levels[i] for (f, levels), i in zip(factors.items(), idx)}
+        yield idx, cell, [r[response] for r in rows if all(r[f] == v for f, v in cell.items())]
+
+
 def cell_stats(rows: list[dict], factors: dict, response: str) -> list[dict]:
-    """Per-cell mean_ci of `response` for every combination of the factors' levels.
+    """Per-cell mean_ci, min and max of `response` for every combination of the factors' levels.
 
     rows: dicts holding each factor and the response; factors: name -> tuple of levels.
     Returns one dict per cell, in the factors' order: {factor: level, ..., n, mean, std, ...}.
     """
     out = []
-    for levels in itertools.product(*factors.values()):
-        cell = dict(zip(factors, levels))
-        values = [r[response] for r in rows if all(r[f] == v for f, v in cell.items())]
-        out.append({**cell, **(mean_ci(values) if len(values) >= 2 else
-                               {"n": len(values), "mean": float(np.mean(values)) if values else math.nan})})
+    for _, cell, values in cell_values(rows, factors, response):
+        summary = (mean_ci(values) if len(values) >= 2 else
+                   {"n": len(values), "mean": float(np.mean(values)) if values else math.nan})
+        extremes = {"min": min(values), "max": max(values)} if values else {}
+        out.append({**cell, **summary, **extremes})
     return out
 
 
@@ -76,9 +85,8 @@ def _cells(rows, factors, response):
     """Cell means (array shaped by the levels), cell counts, pooled residual variance and its df."""
     shape = tuple(len(v) for v in factors.values())
     means, counts, ss, n = np.zeros(shape), np.zeros(shape, dtype=int), 0.0, 0
-    for idx in itertools.product(*(range(s) for s in shape)):
-        cell = {f: lv[i] for (f, lv), i in zip(factors.items(), idx)}
-        y = np.array([r[response] for r in rows if all(r[f] == v for f, v in cell.items())], float)
+    for idx, cell, values in cell_values(rows, factors, response):
+        y = np.array(values, float)
         if y.size < 2:
             raise ValueError(f"cell {cell} has {y.size} run(s); the effects need at least 2 per cell")
         means[idx], counts[idx] = y.mean(), y.size
