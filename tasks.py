@@ -257,7 +257,7 @@ SWEEP_HELP = {
 }
 
 
-def _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data):
+def _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data, train_eval_size=0):
     """Checked flags, the verified data and what the workers need: (config, ref, info)."""
     from pipeline import data as D
     from pipeline.errors import UserError
@@ -270,7 +270,7 @@ def _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data):
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
     # One worker process per core, each run single-threaded; fewer jobs get more threads each.
     threads = max(1, default_jobs() // jobs) if jobs else 1
-    config = SweepConfig(epochs=epochs, threads=threads)
+    config = SweepConfig(epochs=epochs, threads=threads, train_eval_size=train_eval_size)
     ref = DataRef(str(batch_dir), info["md5s"], tuple(EXPECTED_COUNTS), VAL_SIZE, SPLIT_SEED)
     return seeds, jobs, config, ref, info
 
@@ -280,6 +280,8 @@ def _config_id(config, ref) -> str:
     import hashlib
     ident = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
              "md5s": ref.md5s, "val_size": ref.val_size, "split_seed": ref.split_seed}
+    if config.train_eval_size:  # only the dropout experiment's runs measure it
+        ident["train_eval_size"] = config.train_eval_size
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -434,6 +436,65 @@ def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, qui
     print(f"ablation: {len(used)} runs, sweep {minutes:.1f} min in {len(summary['sweeps'])} "
           f"invocation(s) -> {_rel(out)}")
     for line in summary["conclusion"]:
+        print(f"  {line}")
+
+
+@task(help={"seeds": "seeds per dropout probability (default 3; seeds 0..N-1)",
+            "probs": "comma-separated dropout probabilities (default 0,0.25,0.5,0.75)", **SWEEP_HELP,
+            **DATA_HELP, "force": "start over: retrain every run"})
+@user_errors
+def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=False, source=None,
+            allow_unofficial_data=False, force=False):
+    """CS182 5(c): model 1 with dropout p in {0, .25, .5, .75} over seeds: curves and the gap."""
+    from pipeline import artifacts as A
+    from pipeline import dropout as DO
+    from pipeline import plots as P
+    from pipeline.sweep import run_sweep
+    p_values = DO.check_p_values(str(probs).split(",")) if probs is not None else DO.P_VALUES
+    n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data,
+                                              train_eval_size=DO.TRAIN_EVAL_SIZE)
+    out = ART / "cs182" / "dropout"
+    config_id = _config_id(config, ref)
+    runs_path, curves_path = out / "runs.csv", out / "curves.csv"
+    runs, curves = ([], []) if force else DO.read_rows(_read_rows(runs_path)[1], _read_rows(curves_path)[1],
+                                                        config_id, config.epochs)
+    done = {(r["p"], r["seed"]) for r in runs}
+    todo = [s for s in DO.design(n, p_values) if (s["dropout"], s["seed"]) not in done]
+
+    def save():  # curves first: a run counts as done only once runs.csv lists it
+        runs.sort(key=lambda r: (r["p"], r["seed"]))
+        curves.sort(key=lambda r: (r["p"], r["seed"], r["epoch"]))
+        return [A.write_csv(curves_path, curves, DO.CURVE_COLUMNS),
+                A.write_csv(runs_path, runs, DO.RUN_COLUMNS)]
+
+    def on_result(result):
+        run, rows = DO.run_rows(result, config_id)
+        runs.append(run)
+        curves.extend(rows)
+        save()
+
+    print(f"dropout: {len(done)} runs already in {_rel(runs_path)}, {len(todo)} to train")
+    sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
+    wanted = {(p_, s) for p_ in p_values for s in range(n)}
+    used = [r for r in runs if (r["p"], r["seed"]) in wanted]
+    summary = DO.summarise(used)
+    result = {"config": {"seeds": n, "p_values": list(p_values), "preprocess": DO.PREPROCESS,
+                         "batch_norm": DO.BATCH_NORM, **asdict(config), "config_id": config_id},
+              "variants": {f"{p_:g}": DO.variant_of(p_) for p_ in p_values}, "level": 0.95,
+              "runs": len(used), "summary": summary, "conclusion": DO.conclusion(summary),
+              "sweeps": _sweep_history(out / "summary.json", config_id, sweep),
+              "sum_train_seconds": sum(r["train_seconds"] for r in used)}
+    fig = P.dropout_figure([c_ for c_ in curves if (c_["p"], c_["seed"]) in wanted], summary)
+    paths = [*save(), A.write_csv(out / "summary.csv", summary, DO.SUMMARY_COLUMNS),
+             A.write_json(out / "summary.json", result)]
+    paths += [A.write_bytes(out / f"{P.DROPOUT_CURVES}.{ext}", P.to_bytes(fig, ext)) for ext in ("png", "svg")]
+    A.record(ART, "dropout", config_id, paths,
+             {"config": result["config"], "seeds": {"seeds": list(range(n)), "split_seed": SPLIT_SEED},
+              "device": f"cpu ({config.threads} thread(s) per run)", "data": data_provenance(info)})
+    for s_ in summary:
+        print(f"dropout p={s_['p']:g}: train {100 * s_['train_eval_accuracy']:.2f}% val "
+              f"{100 * s_['val_accuracy']:.2f}% gap {100 * s_['gap']:.2f} pp test {100 * s_['test_accuracy']:.2f}%")
+    for line in result["conclusion"]:
         print(f"  {line}")
 
 

@@ -46,26 +46,53 @@ DROPOUT_P = 0.5  # the homework's dropout probability, used whenever a spec says
 SPEC_PARTS = ("bn", "dropout", "augment")
 
 
-def spec_name(preprocess: str, batch_norm: bool, dropout: bool, augment: bool = False) -> str:
-    """The variant name of one factor combination, e.g. "rescale+bn+augment"."""
-    flags = (batch_norm, dropout, augment)
-    return "+".join([preprocess, *(part for part, on in zip(SPEC_PARTS, flags) if on)])
+def dropout_p(dropout) -> float:
+    """A spec's dropout as a probability: True is the homework's DROPOUT_P, False 0, a float itself."""
+    if isinstance(dropout, bool):
+        return DROPOUT_P if dropout else 0.0
+    p = float(dropout)
+    if not 0.0 <= p < 1.0:
+        raise UserError(f"dropout probability must be in [0, 1), got {p:g}")
+    return p
+
+
+def spec_name(preprocess: str, batch_norm: bool, dropout, augment: bool = False) -> str:
+    """The variant name of one factor combination, e.g. "rescale+bn+augment". dropout: a bool
+    (the ablation's factor: p = DROPOUT_P or none) or a probability; "+dropout" means
+    p = DROPOUT_P, any other p is spelt "+dropout0.25"."""
+    p = dropout_p(dropout)
+    parts = [preprocess] + (["bn"] if batch_norm else [])
+    if p > 0:
+        parts.append("dropout" if p == DROPOUT_P else f"dropout{p:g}")
+    return "+".join(parts + (["augment"] if augment else []))
 
 
 def get_variant(name: str) -> Variant:
-    """A named variant, or a spec "PREPROCESS[+bn][+dropout][+augment]" (the ablation's cells);
-    anything else is a user error (UserError, one sentence)."""
+    """A named variant, or a spec "PREPROCESS[+bn][+dropout[P]][+augment]" (the ablation's and
+    the dropout experiment's cells); anything else is a user error (UserError, one sentence)."""
     if name in VARIANTS:
         return VARIANTS[name]
     preprocess, *parts = name.split("+")
-    if preprocess not in PREPROCESS_MODES or [p for p in SPEC_PARTS if p in parts] != parts:
+    p = 0.0
+    for i, part in enumerate(parts):
+        if part.startswith("dropout"):
+            try:
+                p = dropout_p(float(part[7:])) if part != "dropout" else DROPOUT_P
+            except (ValueError, UserError):
+                p = -1.0
+            parts[i] = "dropout" if p > 0 else part  # dropout0 is spelt without the part
+    valid = preprocess in PREPROCESS_MODES and [x for x in SPEC_PARTS if x in parts] == parts and p >= 0
+    canonical = spec_name(preprocess, "bn" in parts, p, "augment" in parts) if valid else None
+    if valid and canonical != name:  # one spelling per variant, so runs and files match up
+        raise UserError(f"variant {name!r} is spelt {canonical!r}")
+    if not valid:
         raise UserError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}, or a spec "
-                        f"PREPROCESS[+bn][+dropout][+augment] with PREPROCESS one of "
-                        f"{', '.join(PREPROCESS_MODES)}")
-    bn, dropout, augment = (p in parts for p in SPEC_PARTS)
+                        f"PREPROCESS[+bn][+dropout[P]][+augment] with PREPROCESS one of "
+                        f"{', '.join(PREPROCESS_MODES)} and P a probability below 1 (default {DROPOUT_P})")
+    bn, augment = "bn" in parts, "augment" in parts
     words = [f"{preprocess} inputs", "batch-norm" if bn else "no batch-norm",
-             f"dropout (p = {DROPOUT_P})" if dropout else "no dropout"] + (["augmented"] if augment else [])
-    return Variant(preprocess, bn, DROPOUT_P if dropout else 0.0, ", ".join(words), augment)
+             f"dropout (p = {p:g})" if p else "no dropout"] + (["augmented"] if augment else [])
+    return Variant(preprocess, bn, p, ", ".join(words), augment)
 
 
 class MaxPool2x2ReLU(torch.autograd.Function):

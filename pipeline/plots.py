@@ -302,6 +302,52 @@ def ablation_figures(runs: list[dict], effects: list[dict], factors: dict) -> di
     return {ABLATION_EFFECTS: effects_figure(effects), ABLATION_CELLS: cells_figure(runs, factors)}
 
 
+DROPOUT_CURVES = "dropout_curves"  # file name under artifacts/cs182/dropout/
+
+
+def dropout_figure(curves: list[dict], summary: list[dict]) -> Figure:
+    """Question 5(c): left, train (eval mode, solid) and validation (dashed) accuracy per epoch,
+    the mean over seeds, one colour per dropout p; right, the final generalisation gap per p with
+    its 95% interval (dots: seeds).
+
+    Args: curves: rows {p, seed, epoch, train_eval_accuracy, val_accuracy}; summary:
+    pipeline.dropout.summarise rows {p, gap, gap_ci_low, gap_ci_high}.
+    """
+    ps = [s["p"] for s in summary]
+    if not ps:
+        raise ValueError("dropout_figure needs at least one p")
+    fig = Figure(figsize=(9, 3.6), facecolor="white", layout="constrained")
+    ax, gx = fig.subplots(1, 2, width_ratios=(1.6, 1))
+    df = pd.DataFrame(curves)
+    for i, p in enumerate(ps):
+        mean = df[df["p"] == p].groupby("epoch")[["train_eval_accuracy", "val_accuracy"]].mean()
+        color = VARIANT_COLORS[i % len(VARIANT_COLORS)]
+        ax.plot(mean.index, 100 * mean["train_eval_accuracy"], color=color, ls="-", label=f"p = {p:g}")
+        ax.plot(mean.index, 100 * mean["val_accuracy"], color=color, ls="--")
+        last = df[(df["p"] == p) & (df["epoch"] == df["epoch"].max())]
+        gaps = 100 * (last["train_eval_accuracy"] - last["val_accuracy"]).to_numpy()
+        jitter = np.linspace(-0.12, 0.12, len(gaps)) if len(gaps) > 1 else np.zeros(1)
+        gx.scatter(i + jitter, gaps, s=12, color=color, alpha=0.7, zorder=3)
+        s = summary[i]
+        gx.errorbar(i, 100 * s["gap"], yerr=[[100 * (s["gap"] - s["gap_ci_low"])],
+                                             [100 * (s["gap_ci_high"] - s["gap"])]],
+                    fmt="o", color="0.15", capsize=4, zorder=4)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    handles = ax.get_legend_handles_labels()[0] + [
+        Line2D([], [], color="0.3", ls="-", label="train (eval mode)"),
+        Line2D([], [], color="0.3", ls="--", label="validation")]
+    ax.legend(handles=handles, fontsize=7, frameon=False, ncols=2)
+    ax.set_title("Mean over seeds")
+    gx.set_xticks(range(len(ps)), [f"p = {p:g}" for p in ps], fontsize=8)
+    gx.set_ylabel("train - validation (points)")
+    gx.grid(True, axis="y", alpha=0.3)
+    gx.set_axisbelow(True)
+    gx.set_title("Final gap, 95% CI (dots: seeds)")
+    return fig
+
+
 def to_bytes(fig: Figure, fmt: str) -> bytes:
     """The figure encoded as `png` or `svg`, in memory (the caller writes it atomically). Output is
     deterministic: no timestamp in the SVG, fixed SVG ids, so an unchanged figure hashes the same."""

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from pipeline.model import spec_name
+from pipeline.model import dropout_p, spec_name
 from pipeline.preprocess import MODES
 
 SPEC_KEYS = ("preprocess", "batch_norm", "dropout", "augment", "seed")
@@ -31,6 +31,7 @@ class SweepConfig:
     lr: float = 1e-3
     device: str = "cpu"       # the runs' device on the workers
     threads: int = 1          # torch threads per run (one run per worker process)
+    train_eval_size: int = 0  # eval-mode accuracy on this many training images per epoch (0: none)
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,12 @@ class DataRef:
     split_seed: int = 0
 
 
-def spec(preprocess: str, batch_norm: bool, dropout: bool, augment: bool, seed: int) -> dict:
+def spec(preprocess: str, batch_norm: bool, dropout, augment: bool, seed: int) -> dict:
+    """dropout: a bool (the ablation's factor, p = model.DROPOUT_P when on) or a probability."""
     if preprocess not in MODES:
         raise ValueError(f"unknown preprocessing {preprocess!r}")
-    return {"preprocess": preprocess, "batch_norm": bool(batch_norm), "dropout": bool(dropout),
+    return {"preprocess": preprocess, "batch_norm": bool(batch_norm),
+            "dropout": dropout if isinstance(dropout, bool) else dropout_p(dropout),
             "augment": bool(augment), "seed": int(seed)}
 
 
@@ -95,7 +98,8 @@ def _inputs(ref: DataRef, mode: str) -> dict:
 
 def run_one(s: dict, config: SweepConfig, ref: DataRef) -> dict:
     """Train one spec and return its row: the spec, the final metrics of pipeline.train.fit
-    (test_accuracy, best_val_accuracy, train_seconds, ...), device, threads and the worker."""
+    (test_accuracy, best_val_accuracy, train_seconds, ...), device, threads, the worker, and
+    "log", the per-epoch rows (CSV writers with fixed columns leave it out)."""
     import torch
 
     from pipeline.train import TrainConfig, fit
@@ -104,9 +108,11 @@ def run_one(s: dict, config: SweepConfig, ref: DataRef) -> dict:
     train_config = TrainConfig(variant=variant, epochs=config.epochs, batch_size=config.batch_size,
                                lr=config.lr, seed=s["seed"], device=config.device)
     started = time.perf_counter()
-    result = fit(train_config, _inputs(ref, s["preprocess"]), log=None, progress=False)
+    result = fit(train_config, _inputs(ref, s["preprocess"]), log=None, progress=False,
+                 train_eval_size=config.train_eval_size)
     return {**s, **result["final"], "device": result["device"], "threads": config.threads,
-            "wall_seconds": time.perf_counter() - started, "worker": f"{os.uname().nodename}:{os.getpid()}"}
+            "wall_seconds": time.perf_counter() - started, "worker": f"{os.uname().nodename}:{os.getpid()}",
+            "log": result["log"]}
 
 
 # --- on the client -------------------------------------------------------------------------

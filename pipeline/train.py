@@ -173,7 +173,8 @@ def format_log_line(row: dict, epochs: int) -> str:
             f"{row['seconds']:6.2f} s {row['images_per_second']:7.0f} img/s")
 
 
-def fit(config: TrainConfig, data: dict, log=print, progress: bool = True) -> dict:
+def fit(config: TrainConfig, data: dict, log=print, progress: bool = True,
+        train_eval_size: int = 0) -> dict:
     """Train one variant and evaluate it after every epoch.
 
     Args:
@@ -181,6 +182,9 @@ def fit(config: TrainConfig, data: dict, log=print, progress: bool = True) -> di
         data: preprocessed arrays {"x_train" (N, C, H, W) float32, "y_train" (N,) int64,
             "x_val", "y_val", "x_test", "y_test"} (NumPy or torch, CPU).
         log: called with each epoch's fixed-width line (None: silent).
+        train_eval_size: also evaluate, in eval mode, the first this many training images each
+            epoch (log column "train_eval_accuracy"): the train accuracy that is comparable with
+            the validation accuracy, as train_accuracy is measured with dropout active.
     Returns:
         {"log": [one dict per epoch, keys LOG_COLUMNS], "final": summary metrics,
          "params_by_layer": {...}, "state_dict": CPU weights, "test_predictions": (N_test,)
@@ -208,11 +212,16 @@ def fit(config: TrainConfig, data: dict, log=print, progress: bool = True) -> di
         t0 = time.perf_counter()
         va = evaluate(model, tensors["x_val"], tensors["y_val"], config.eval_batch_size)
         te = evaluate(model, tensors["x_test"], tensors["y_test"], config.eval_batch_size)
+        extra = {}
+        if train_eval_size:
+            ev = evaluate(model, x_train[:train_eval_size], y_train[:train_eval_size],
+                          config.eval_batch_size)
+            extra = {"train_eval_loss": ev["loss"], "train_eval_accuracy": ev["accuracy"]}
         row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                "val_loss": va["loss"], "val_accuracy": va["accuracy"],
                "test_loss": te["loss"], "test_accuracy": te["accuracy"],
                "seconds": tr["seconds"], "eval_seconds": time.perf_counter() - t0,
-               "images_per_second": x_train.shape[0] / tr["seconds"]}
+               "images_per_second": x_train.shape[0] / tr["seconds"], **extra}
         if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss", "test_loss")):
             raise FloatingPointError(f"{config.variant}: loss is not finite at epoch {epoch}")
         rows.append(row)
