@@ -498,6 +498,100 @@ def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=
         print(f"  {line}")
 
 
+def _own_arrays(raw: dict, splits=("train", "val", "test")) -> dict:
+    """The splits the own CNN sees, per-channel standardised with training statistics."""
+    from pipeline.preprocess import preprocess
+    (x_tr, x_va, x_te), _ = preprocess(raw["x_train"], raw["x_val"], raw["x_test"], mode="per_channel")
+    arrays = {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va, "y_val": raw["y_val"],
+              "x_test": x_te, "y_test": raw["y_test"]}
+    return {k: v for k, v in arrays.items() if k.split("_")[1] in splits}
+
+
+@task(name="train-own",
+      help={"search": "run the hyperparameter search (validation only) instead of the final run",
+            "epochs": "override the chosen configuration's epochs (final run only)",
+            "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps",
+            **DATA_HELP, **FORCE_HELP})
+@user_errors
+def train_own(c, search=False, epochs=None, device="auto", source=None,
+              allow_unofficial_data=False, force=False):
+    """CS182 5(d): our own CNN. --search tries configurations on validation data; without it,
+    train the chosen one and report test accuracy once -> artifacts/own_cnn/."""
+    from pipeline import artifacts as A
+    from pipeline import own_cnn as O
+    from pipeline.errors import UserError
+    from pipeline.train import device_description, select_device
+    dev = select_device(device)
+    epochs = _parse(epochs, int, "--epochs")
+    out = ART / "own_cnn"
+    raw, info = load_dataset(source, allow_unofficial_data)
+    code = _code("data", "preprocess", "train", "own_cnn")
+    if search:
+        arrays = _own_arrays(raw, ("train", "val"))  # the test set is not even loaded
+        path = out / "search.csv"
+        rows = [r for r in (A.read_csv(path) if path.exists() and not force else [])
+                if r.get("data_md5") == info["md5s"]["data_batch_1"]]
+        done = {r["trial"] for r in rows}
+        for trial, overrides in O.SEARCH.items():
+            if trial in done:
+                continue
+            config = replace(O.OwnConfig(device=device), **overrides)
+            print(f"search {trial}: {O.describe(overrides)}")
+            result = O.fit(config, arrays, dev)
+            f = result["final"]
+            rows.append({"trial": trial, **O.search_row(config, overrides), "val_accuracy": f["val_accuracy"],
+                         "train_seconds": f["train_seconds"], "params": result["params"],
+                         "device": device_description(dev), "data_md5": info["md5s"]["data_batch_1"]})
+            A.write_csv(path, rows, O.SEARCH_COLUMNS)  # after every trial: resumable
+            print(f"search {trial}: val {f['val_accuracy']:.2%} in {f['train_seconds']:.0f} s")
+        chosen = O.choose(rows)
+        paths = [A.write_csv(path, rows, O.SEARCH_COLUMNS),
+                 A.write_json(out / "chosen.json", chosen)]
+        A.record(ART, "own_search", A.task_key({"search": O.SEARCH, "md5s": info["md5s"]}, code), paths,
+                 {"config": {"trials": O.SEARCH, "base": asdict(O.OwnConfig())},
+                  "seeds": {"seed": O.OwnConfig().seed, "split_seed": SPLIT_SEED},
+                  "device": device_description(dev), "data": data_provenance(info)})
+        print(f"search: chose {chosen['trial']} (val {chosen['val_accuracy']:.2%}) -> {_rel(out / 'chosen.json')}")
+        return
+    chosen = A.read_json(out / "chosen.json", None)
+    if chosen is None:
+        raise UserError(f"{_rel(out / 'chosen.json')} is missing; run `invoke train-own --search` first")
+    config = replace(O.OwnConfig(device=device), **O.overrides_of(chosen))
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    key = A.task_key({"config": asdict(config), "md5s": info["md5s"], "split": info["split"]}, code)
+    if not force and A.is_up_to_date(ART, "train_own", key):
+        print("train-own: up to date (use --force to retrain)")
+        return
+    print(f"train-own: {O.describe(asdict(config))} on {device_description(dev)}")
+    result = O.fit(config, _own_arrays(raw), dev)
+    f = result["final"]
+    row = {"variant": "own_cnn", "seed": config.seed, "epochs": config.epochs,
+           "preprocess": "per_channel", "batch_size": config.batch_size, "lr": config.lr,
+           "test_accuracy": f["test_accuracy"], "test_loss": f["test_loss"],
+           "best_val_accuracy": f["val_accuracy"], "best_val_epoch": config.epochs,
+           "final_train_loss": f["final_train_loss"], "final_train_accuracy": f["final_train_accuracy"],
+           "train_seconds": f["train_seconds"], "eval_seconds": f["eval_seconds"],
+           "images_per_second": f["images_per_second"], "params": result["params"],
+           "device": device_description(dev), "official_data": info["official"]}
+    metrics = {"config": asdict(config), "chosen": chosen, "final": f, "params": result["params"],
+               "device": device_description(dev), "budget_seconds": O.BUDGET_SECONDS,
+               "within_budget": f["train_seconds"] <= O.BUDGET_SECONDS, "data": data_provenance(info)}
+    paths = [A.write_csv(out / "summary.csv", [row], SUMMARY_COLUMNS),
+             A.write_csv(out / "log.csv", result["log"]),
+             A.write_json(out / "metrics.json", metrics),
+             A.write_csv(out / "predictions.csv",
+                         [{"index": i, "label": int(y), "prediction": int(p)}
+                          for i, (y, p) in enumerate(zip(raw["y_test"], result["test_predictions"]))]),
+             A.write_torch(out / "weights.pt", result["state_dict"])]
+    A.record(ART, "train_own", key, paths,
+             {"config": asdict(config), "seeds": {"seed": config.seed, "split_seed": SPLIT_SEED},
+              "device": device_description(dev), "data": data_provenance(info)})
+    print(f"train-own: test accuracy {f['test_accuracy']:.2%} (val {f['val_accuracy']:.2%}), "
+          f"{f['train_seconds']:.0f} s training ({f['train_seconds'] / 60:.1f} min), "
+          f"{result['params']:,} parameters -> {_rel(out)}")
+
+
 # --- plots, answers, docs ------------------------------------------------------------------
 
 @task(help=FORCE_HELP)

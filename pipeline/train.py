@@ -75,7 +75,8 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
+                  flip: bool = True) -> torch.Tensor:
     """Random crop with zero padding and random horizontal flip, each image its own draw.
 
     The usual CIFAR augmentation (pad 4, crop back to H x W, flip with probability 1/2), done
@@ -83,12 +84,16 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
     Zero padding happens after preprocessing, so for the mean-centred modes it pads with the
     mean colour rather than black; for `rescale` it is black, as torchvision's RandomCrop.
 
-    Args: x (B, C, H, W); generator: a CPU generator (the draws do not depend on the device).
+    Args: x (B, C, H, W); generator: a CPU generator (the draws do not depend on the device);
+        pad: the largest shift in pixels (0: no crop); flip: also flip (else only crop).
     Returns: (B, C, H, W), a new tensor.
     """
     b, _, h, w = x.shape
     dy, dx = (torch.randint(0, 2 * pad + 1, (2, b), generator=generator)).to(x.device)
-    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    if flip:
+        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    else:
+        flip = torch.zeros(b, dtype=torch.bool, device=x.device)
     xp = F.pad(x, (pad, pad, pad, pad))                                   # (B, C, H+2p, W+2p)
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]   # (B, 1, H, 1)
     cols = torch.arange(w, device=x.device).expand(b, w)
