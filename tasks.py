@@ -509,7 +509,7 @@ def _own_arrays(raw: dict, splits=("train", "val", "test")) -> dict:
 
 @task(name="train-own",
       help={"search": "run the hyperparameter search (validation only) instead of the final run",
-            "epochs": "override the chosen configuration's epochs (final run only)",
+            "epochs": "epochs of the final run (default: as many as fit the budget, from the search)",
             "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps",
             **DATA_HELP, **FORCE_HELP})
 @user_errors
@@ -519,6 +519,7 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
     train the chosen one and report test accuracy once -> artifacts/own_cnn/."""
     from pipeline import artifacts as A
     from pipeline import own_cnn as O
+    from pipeline import plots as P
     from pipeline.errors import UserError
     from pipeline.train import device_description, select_device
     dev = select_device(device)
@@ -556,9 +557,8 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
     chosen = A.read_json(out / "chosen.json", None)
     if chosen is None:
         raise UserError(f"{_rel(out / 'chosen.json')} is missing; run `invoke train-own --search` first")
-    config = replace(O.OwnConfig(device=device), **O.overrides_of(chosen))
-    if epochs is not None:
-        config = replace(config, epochs=epochs)
+    config = replace(O.OwnConfig(device=device), **{
+        **O.overrides_of(chosen), "epochs": epochs if epochs is not None else int(chosen["final_epochs"])})
     key = A.task_key({"config": asdict(config), "md5s": info["md5s"], "split": info["split"]}, code)
     if not force and A.is_up_to_date(ART, "train_own", key):
         print("train-own: up to date (use --force to retrain)")
@@ -584,6 +584,8 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
                          [{"index": i, "label": int(y), "prediction": int(p)}
                           for i, (y, p) in enumerate(zip(raw["y_test"], result["test_predictions"]))]),
              A.write_torch(out / "weights.pt", result["state_dict"])]
+    fig = P.own_log_figure(result["log"])
+    paths += [A.write_bytes(out / f"{P.OWN_LOG}.{ext}", P.to_bytes(fig, ext)) for ext in ("png", "svg")]
     A.record(ART, "train_own", key, paths,
              {"config": asdict(config), "seeds": {"seed": config.seed, "split_seed": SPLIT_SEED},
               "device": device_description(dev), "data": data_provenance(info)})
@@ -720,6 +722,66 @@ def layers(c, force=False):
     print(f"layers: {len(rows)} gradient checks passed; conv forward + backward im2col "
           f"{timings['im2col_s']:.3f} s, torch {timings['torch_s']:.3f} s, naive "
           f"{timings['naive_s']:.1f} s -> {_rel(out)}")
+
+
+@task(help={**FORCE_HELP, "images": "how many test images to show (each of another class)"})
+@user_errors
+def filters(c, images=6, force=False):
+    """CS182 question 4: hand-designed blur and Sobel filters on CIFAR-10 test images, checked
+    against torch, with their frequency responses -> artifacts/cs182/filters*."""
+    import numpy as np
+
+    from pipeline import artifacts as A
+    from pipeline import filters as FI
+    from pipeline import plots as P
+    from pipeline.data import CLASSES
+    from pipeline.errors import UserError
+    images = _parse(images, int, "--images")
+    if not 1 <= images <= len(CLASSES):
+        raise UserError(f"--images must be between 1 and {len(CLASSES)}, got {images}")
+    samples, dataset = CACHE / SAMPLES, ART / "data" / "dataset.json"
+    if not samples.exists() or not dataset.exists():
+        raise UserError(f"{_rel(samples)} or {_rel(dataset)} is missing; run `invoke data` first")
+    with np.load(samples) as npz:
+        x, y, idx = npz["images"], npz["labels"], npz["indices"]
+    info = A.read_json(dataset)
+    key = A.task_key({"images": images, "md5s": info["md5s"]}, _code("filters", "numpy_layers", "plots"))
+    out = ART / "cs182"
+    if not force and A.is_up_to_date(ART, "filters", key):
+        print("filters: up to date (use --force to redo)")
+        return
+    first = [int(np.flatnonzero(y == k)[0]) for k in dict.fromkeys(y.tolist())][:images]  # one per class
+    if len(first) < images:
+        raise UserError(f"the {len(y)} cached test images hold only {len(first)} classes; "
+                        f"rerun `invoke data --samples N` with a larger N")
+    chosen = x[first]
+    outputs = FI.apply_filters(chosen)
+    diffs = FI.check(chosen)
+    if max(diffs.values()) > FI.TOLERANCE:
+        raise UserError(f"our NumPy filters differ from torch's conv2d by {max(diffs.values()):.2g} "
+                        f"(more than {FI.TOLERANCE:g}); nothing written")
+    responses = {name: FI.frequency_response(k) for name, k in FI.KERNELS.items()}
+    result = {"kernels": {k: v.tolist() for k, v in FI.KERNELS.items()},
+              "kernel_sums": {k: float(v.sum()) for k, v in FI.KERNELS.items()},
+              "test_indices": [int(idx[i]) for i in first], "classes": [CLASSES[int(y[i])] for i in first],
+              "max_abs_diff_vs_torch": diffs, "tolerance": FI.TOLERANCE,
+              "response_at_zero": {k: float(r[r.shape[0] // 2, r.shape[1] // 2]) for k, r in responses.items()},
+              "response_max": {k: float(r.max()) for k, r in responses.items()},
+              "response_at_nyquist": {k: float(r[0, 0]) for k, r in responses.items()},
+              "high_frequency_energy": {
+                  "cutoff": FI.CUTOFF,
+                  "blur": FI.energy_kept(outputs["original"], outputs["blur"], FI.CUTOFF),
+                  "edges": FI.energy_kept(FI.to_grey(chosen), outputs["magnitude"], FI.CUTOFF)}}
+    paths = [A.write_json(out / "filters.json", result),
+             A.write_bytes(out / f"{P.FILTERS_IMAGES}.png",
+                           P.to_bytes(P.filters_figure(outputs, result["classes"]), "png")),
+             A.write_bytes(out / f"{P.FILTERS_RESPONSE}.png",
+                           P.to_bytes(P.frequency_figure(responses), "png"))]
+    A.record(ART, "filters", key, paths,
+             {"config": {"images": images}, "seeds": None, "device": "cpu (NumPy)",
+              "data": {k: info[k] for k in ("source", "official", "md5s", "mismatched")}})
+    print(f"filters: blur and Sobel on {images} test images; largest difference from torch "
+          f"{max(diffs.values()):.1e} -> {_rel(out)}")
 
 
 # --- bench, test, clean, all ---------------------------------------------------------------

@@ -81,12 +81,13 @@ from mkdocs.structure.files import File
 ENV_ROOT = "LENET_ARTIFACTS"
 PLOTS_DIR = "plots"
 SITE_PLOTS = "assets/plots"  # where the plots land in the built site
-FIGURE_DIRS = ("plots", "ablation", "cs182")  # artifact folders whose images are published, as assets/<dir>/
+FIGURE_DIRS = ("plots", "ablation", "cs182", "cs182/dropout", "own_cnn")  # artifact folders whose images are published, as assets/<dir>/
 SITE_FILES = "assets/artifacts"  # where the CSV artifacts are published, for download
 PLOT_SUFFIXES = (".png", ".svg")
 # Which invoke task writes a path under artifacts/ (ARTIFACTS.md), for the "run `invoke x`" hint.
 TASK_BY_PREFIX = (("data/", "data"), ("lenet/seeds", "seeds"), ("lenet/", "train"),
-                  ("ablation/", "ablation"), ("plots/", "plots"), ("cs182/", "layers"),
+                  ("ablation/", "ablation"), ("plots/", "plots"), ("cs182/dropout/", "dropout"),
+                  ("cs182/filters", "filters"), ("cs182/", "layers"), ("own_cnn/", "train-own"),
                   ("answers.json", "answers"), ("bench.json", "bench"), ("timings.json", "all"),
                   ("manifest.json", "all"))
 FORMATS = {"pct": ".1%", "pct2": ".2%", "int": ",.0f", "f1": ".1f", "f2": ".2f", "f3": ".3f", "f4": ".4f"}
@@ -597,10 +598,11 @@ def ablation_conclusion(a: Artifacts) -> str:
 
 
 def sweep_time(a: Artifacts, which: str) -> str:
-    """How long the sweep of `ablation` or `seeds` took: minutes over its invocations."""
-    data = {"ablation": lambda: a.ablation, "seeds": lambda: a.seeds}
+    """How long the sweep of `ablation`, `seeds` or `dropout` took: minutes over its invocations."""
+    data = {"ablation": lambda: a.ablation, "seeds": lambda: a.seeds,
+            "dropout": lambda: a.json("cs182/dropout/summary.json")}
     if which not in data:
-        raise PluginError(f"sweep_time {which}: choose ablation or seeds.")
+        raise PluginError(f"sweep_time {which}: choose {', '.join(data)}.")
     sweeps = data[which]().get("sweeps") or []
     if not sweeps:
         return "(no sweep recorded)"
@@ -655,6 +657,83 @@ def conv_timings_table(a: Artifacts) -> str:
     return table(["implementation", "functions", "seconds", "time / torch's"], body, "llrr") + "\n\n" + setting
 
 
+def value(a: Artifacts, rel: str, key: str, spec: str | None = None) -> str:
+    """One value of a JSON artifact, e.g. {{ value cs182/filters.json kernel_sums.blur f3 }}."""
+    if not rel.endswith(".json"):
+        raise PluginError(f"value {rel}: only JSON artifacts have keys.")
+    return fmt(dig(a.json(rel), key, a.display(rel)), spec)
+
+
+def conclusion(a: Artifacts, rel: str) -> str:
+    """The generated conclusion (a list of sentences under "conclusion") of a JSON artifact, as a list."""
+    return "\n".join(f"- {line}" for line in dig(a.json(rel), "conclusion", a.display(rel)))
+
+
+def dropout_table(a: Artifacts) -> str:
+    """Question 5(c): per dropout p, the final eval-mode train and validation accuracy, the gap with
+    its 95% CI, test accuracy and its change against p = 0 (cs182/dropout/summary.csv)."""
+    rows = []
+    for r in a.csv("cs182/dropout/summary.csv"):
+        change = (f"{_pp(r['test_vs_p0'])} [{100 * float(r['test_vs_p0_ci_low']):+.2f}, "
+                  f"{100 * float(r['test_vs_p0_ci_high']):+.2f}]" if r["test_vs_p0"] else "(baseline)")
+        rows.append([f"{float(r['p']):g}", r["n"], fmt(r["train_eval_accuracy"], "pct2"),
+                     fmt(r["val_accuracy"], "pct2"),
+                     f"**{100 * float(r['gap']):.2f}** [{100 * float(r['gap_ci_low']):.2f}, "
+                     f"{100 * float(r['gap_ci_high']):.2f}]",
+                     fmt(r["test_accuracy"], "pct2"), change])
+    return table(["p", "seeds", "train acc. (eval mode)", "val. acc.", "gap, pp [95% CI]",
+                  "test acc.", "test vs p = 0, pp [95% CI]"], rows, "rrrrrrr")
+
+
+def _frac(v: float) -> str:
+    """1/16 as \\tfrac{1}{16}, whole numbers as they are."""
+    from fractions import Fraction
+    f = Fraction(v).limit_denominator(256)
+    return str(f.numerator) if f.denominator == 1 else rf"\tfrac{{{f.numerator}}}{{{f.denominator}}}"
+
+
+def kernel(a: Artifacts, name: str) -> str:
+    """A hand-designed kernel of cs182/filters.json as a LaTeX matrix (inline math)."""
+    k = dig(a.json("cs182/filters.json"), f"kernels.{name}", a.display("cs182/filters.json"))
+    cells = [" & ".join(_frac(v) for v in row) for row in k]
+    return r"\(\begin{bmatrix} " + r" \\ ".join(cells) + r" \end{bmatrix}\)"
+
+
+def filters_check_table(a: Artifacts) -> str:
+    """Our NumPy filters against torch's conv2d: the largest absolute difference per output."""
+    rel = "cs182/filters.json"
+    d = a.json(rel)
+    diffs = dig(d, "max_abs_diff_vs_torch", a.display(rel))
+    rows = [[name.replace("_", " "), fmt(v, ".1e"), "yes" if v <= d["tolerance"] else "**no**"]
+            for name, v in diffs.items()]
+    return table(["output", "largest |ours − torch|", f"below {fmt(d['tolerance'], '.0e')}"], rows, "lrl")
+
+
+def own_search_table(a: Artifacts) -> str:
+    """Every trial of the own CNN's hyperparameter search with its validation accuracy; the chosen
+    one in bold (own_cnn/search.csv, own_cnn/chosen.json)."""
+    chosen = dig(a.json("own_cnn/chosen.json"), "trial", a.display("own_cnn/chosen.json"))
+    rows = []
+    for r in a.csv("own_cnn/search.csv"):
+        acc = fmt(r["val_accuracy"], "pct2")
+        rows.append([f"**{r['trial']}**" if r["trial"] == chosen else r["trial"], r["widths"], r["epochs"],
+                     r["lr"], r["label_smoothing"], r["weight_decay"],
+                     f"**{acc}**" if r["trial"] == chosen else acc, f"{float(r['train_seconds']):.0f}"])
+    return table(["trial", "widths", "epochs", "peak lr", "label smoothing", "weight decay",
+                  "val. acc.", "train time (s)"], rows, "llrrrrrr")
+
+
+def models_table(a: Artifacts) -> str:
+    """The own CNN beside both LeNets (their seed-0 reference runs): parameters, epochs, training
+    time, device, test accuracy."""
+    runs = [a.run(v) for v in a.variants] + a.csv("own_cnn/summary.csv")
+    rows = [[code(r["variant"]), f"{int(r['params']):,}", r["epochs"], f"{float(r['train_seconds']):.0f}",
+             f"{float(r['train_seconds']) / 60:.1f}", r["device"], f"**{fmt(r['test_accuracy'], 'pct2')}**"]
+            for r in runs]
+    return table(["model", "parameters", "epochs", "training (s)", "training (min)", "device",
+                  "test accuracy"], rows, "lrrrrlr")
+
+
 def csv_link(a: Artifacts, rel: str, *label: str, page=None) -> str:
     """A download link to a CSV artifact as published (assets/artifacts/REL), with its sha256."""
     if not rel.endswith(".csv"):
@@ -689,7 +768,9 @@ PLACEHOLDERS = {
     "seeds": seeds, "ablation": ablation, "ablation_cells": ablation_cells, "ablation_effects": ablation_effects,
     "ablation_runs": ablation_runs, "ablation_augmentation": ablation_augmentation, "ablation_conclusion": ablation_conclusion, "sweep_time": sweep_time,
     "gradchecks_table": gradchecks_table, "conv_timings_table": conv_timings_table,
-    "csv": csv_link, "cite": cite,
+    "csv": csv_link, "cite": cite, "value": value, "conclusion": conclusion, "dropout_table": dropout_table,
+    "kernel": kernel, "filters_check_table": filters_check_table, "own_search_table": own_search_table,
+    "models_table": models_table,
 }
 
 

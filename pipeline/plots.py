@@ -348,6 +348,88 @@ def dropout_figure(curves: list[dict], summary: list[dict]) -> Figure:
     return fig
 
 
+FILTERS_IMAGES, FILTERS_RESPONSE = "filters_images", "filters_response"  # under artifacts/cs182/
+
+
+def filters_figure(outputs: dict, labels: list[str]) -> Figure:
+    """Question 4: each image (row) as it is, blurred, and its Sobel responses.
+
+    Args: outputs: pipeline.filters.apply_filters's dict ("original"/"blur" (N, 3, H, W) in
+    [0, 1], "sobel_x"/"sobel_y"/"magnitude" (N, 1, H, W)); labels: N class names.
+    The signed Sobel responses share one symmetric grey scale (0 = mid grey); the magnitude is
+    black (no edge) to white.
+    """
+    n = len(labels)
+    cols = [("original", "original"), ("blur", "blurred (3x3 binomial)"),
+            ("sobel_x", "Sobel x: vertical edges"), ("sobel_y", "Sobel y: horizontal edges"),
+            ("magnitude", "edge magnitude")]
+    fig = Figure(figsize=(8.5, 1.75 * n + 0.4), facecolor="white", layout="constrained")
+    axes = fig.subplots(n, len(cols), squeeze=False)
+    lim = max(float(np.abs(outputs[k]).max()) for k in ("sobel_x", "sobel_y"))
+    for i in range(n):
+        for j, (key, title) in enumerate(cols):
+            ax = axes[i, j]
+            img = outputs[key][i]
+            if img.shape[0] == 3:
+                ax.imshow(np.clip(img.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+            elif key == "magnitude":
+                ax.imshow(img[0], cmap="gray", vmin=0, vmax=float(outputs[key].max()), interpolation="nearest")
+            else:
+                ax.imshow(img[0], cmap="gray", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(labels[i], fontsize=8)
+    return fig
+
+
+def frequency_figure(responses: dict) -> Figure:
+    """|H(u, v)| of each hand-designed kernel (pipeline.filters.frequency_response), zero
+    frequency at the centre, axes in cycles per pixel; one panel per kernel."""
+    fig = Figure(figsize=(8.5, 2.9), facecolor="white", layout="constrained")
+    axes = fig.subplots(1, len(responses), squeeze=False)[0]
+    for ax, (name, r) in zip(axes, responses.items()):
+        size = r.shape[0]
+        lo, hi = -0.5 - 0.5 / size, 0.5 - 1.5 / size  # pixel edges; fftshift puts -0.5 first
+        im = ax.imshow(r, cmap="viridis", extent=(lo, hi, lo, hi), origin="lower")
+        ax.set_title(f"|H| of {name}", fontsize=9)
+        ax.set_xlabel("horizontal frequency", fontsize=8)
+        ax.set_ylabel("vertical frequency", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+OWN_LOG = "own_cnn_log"  # under artifacts/own_cnn/
+
+
+def own_log_figure(log: list[dict]) -> Figure:
+    """The own CNN's final run: training loss and accuracy (on the augmented batches as trained)
+    per epoch, against the cumulative training time in minutes on the top axis.
+
+    Args: log: rows {epoch, train_loss, train_accuracy, elapsed_train_seconds}.
+    """
+    if not log:
+        raise ValueError("own_log_figure needs at least one epoch")
+    df = pd.DataFrame(log)
+    fig = Figure(figsize=(8.5, 3.2), facecolor="white", layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(df["epoch"], df["train_loss"], marker="o", color=VARIANT_COLORS[2])
+    ax_loss.set_ylabel("training loss (label-smoothed)")
+    ax_acc.plot(df["epoch"], 100 * df["train_accuracy"], marker="o", color=VARIANT_COLORS[2])
+    ax_acc.set_ylabel("training accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        top = ax.secondary_xaxis("top", functions=(
+            lambda e: np.interp(e, df["epoch"], df["elapsed_train_seconds"] / 60),
+            lambda m: np.interp(m, df["elapsed_train_seconds"] / 60, df["epoch"])))
+        top.set_xlabel("training time (min)", fontsize=8)
+    return fig
+
+
 def to_bytes(fig: Figure, fmt: str) -> bytes:
     """The figure encoded as `png` or `svg`, in memory (the caller writes it atomically). Output is
     deterministic: no timestamp in the SVG, fixed SVG ids, so an unchanged figure hashes the same."""

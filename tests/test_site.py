@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline import ablation, gradcheck, plots
+from pipeline import ablation, dropout, filters, gradcheck, own_cnn, plots
 from pipeline.answers import compute_all
 from pipeline.answers.figures import figures as answer_figures
 
@@ -63,7 +63,8 @@ BUILD_TIMEOUT_S = 180  # a build executes the four answer notebooks
 PAGES = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
          "lenet/training/index.html", "lenet/results/index.html", "ablation/index.html", "reproducibility/index.html",
          "answers/csce421/index.html", "answers/coms573/index.html", "answers/cs182/index.html",
-         "answers/errata/index.html", "cs182/layers/index.html"}
+         "answers/errata/index.html", "cs182/layers/index.html", "cs182/filters/index.html",
+         "cs182/dropout/index.html", "cs182/own_cnn/index.html"}
 NOTEBOOK_PAGES = {p for p in PAGES if p.startswith("answers/")}
 MATHJAX_SCRIPT = re.compile(r'<script[^>]*\ssrc="([^"]*MathJax\.js[^"]*)"')
 
@@ -166,8 +167,97 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
             (root / "plots" / f"{name}.{fmt}").write_bytes(plots.to_bytes(fig, fmt))
     write_answers(root)
     write_fake_layers(root)
+    write_fake_cs182(root, images, data_info)
+    write_fake_own_cnn(root, y_test, official)
     write_manifest(root)
     return root
+
+
+def write_fake_cs182(root: Path, images: np.ndarray, data_info: dict) -> None:
+    """cs182/filters* and cs182/dropout/ as `invoke filters` and `invoke dropout` write them: the
+    real filters on the fake images; made-up dropout runs analysed by the real functions."""
+    out = root / "cs182"
+    chosen = images[:3]
+    outputs = filters.apply_filters(chosen)
+    responses = {n: filters.frequency_response(k) for n, k in filters.KERNELS.items()}
+    write_json(out / "filters.json", {
+        "kernels": {k: v.tolist() for k, v in filters.KERNELS.items()},
+        "kernel_sums": {k: float(v.sum()) for k, v in filters.KERNELS.items()},
+        "test_indices": [0, 1, 2], "classes": ["cat", "ship", "frog"],
+        "max_abs_diff_vs_torch": filters.check(chosen), "tolerance": filters.TOLERANCE,
+        "response_at_zero": {k: float(r[32, 32]) for k, r in responses.items()},
+        "response_max": {k: float(r.max()) for k, r in responses.items()},
+        "response_at_nyquist": {k: float(r[0, 0]) for k, r in responses.items()},
+        "high_frequency_energy": {"cutoff": filters.CUTOFF,
+                                  "blur": filters.energy_kept(outputs["original"], outputs["blur"]),
+                                  "edges": filters.energy_kept(filters.to_grey(chosen), outputs["magnitude"])}})
+    (out / f"{plots.FILTERS_IMAGES}.png").write_bytes(
+        plots.to_bytes(plots.filters_figure(outputs, ["cat", "ship", "frog"]), "png"))
+    (out / f"{plots.FILTERS_RESPONSE}.png").write_bytes(plots.to_bytes(plots.frequency_figure(responses), "png"))
+    runs, curves = [], []
+    for p in dropout.P_VALUES:
+        for seed in range(3):
+            log = [{"epoch": e, "train_accuracy": 0.5 + 0.02 * e - 0.1 * p, "train_eval_accuracy": 0.55 + 0.02 * e - 0.05 * p,
+                    "val_accuracy": 0.5 + 0.01 * e + 0.002 * seed, "test_accuracy": 0.6, "train_loss": 1.0,
+                    "train_eval_loss": 0.9, "val_loss": 1.1} for e in range(1, EPOCHS + 1)]
+            run, c = dropout.run_rows({"dropout": p, "seed": seed, "test_accuracy": 0.6 + 0.01 * p + 0.003 * seed,
+                                       "final_val_accuracy": log[-1]["val_accuracy"], "best_val_accuracy": 0.6,
+                                       "best_val_epoch": EPOCHS, "final_train_accuracy": log[-1]["train_accuracy"],
+                                       "test_loss": 1.1, "final_train_loss": 1.0, "epochs": EPOCHS,
+                                       "train_seconds": 200.0, "images_per_second": 4000.0,
+                                       "device": "cpu (1 threads)", "threads": 1, "log": log}, "fakeconfig02")
+            runs.append(run)
+            curves += c
+    summary = dropout.summarise(runs)
+    d = out / "dropout"
+    d.mkdir()
+    pd.DataFrame(runs)[list(dropout.RUN_COLUMNS)].to_csv(d / "runs.csv", index=False)
+    pd.DataFrame(curves)[list(dropout.CURVE_COLUMNS)].to_csv(d / "curves.csv", index=False)
+    pd.DataFrame(summary).reindex(columns=dropout.SUMMARY_COLUMNS).to_csv(d / "summary.csv", index=False)
+    write_json(d / "summary.json", {
+        "config": {"seeds": 3, "epochs": EPOCHS, "lr": 0.001, "batch_size": 128,
+                   "train_eval_size": dropout.TRAIN_EVAL_SIZE}, "summary": summary,
+        "conclusion": dropout.conclusion(summary), "level": 0.95,
+        "sweeps": [{"runs": 12, "wall_seconds": 1500.0, "workers": 2,
+                    "scheduler": "LocalCluster(2 processes x 1 thread)"}]})
+    (d / f"{plots.DROPOUT_CURVES}.svg").write_bytes(plots.to_bytes(plots.dropout_figure(curves, summary), "svg"))
+
+
+def write_fake_own_cnn(root: Path, y_test: np.ndarray, official: bool) -> None:
+    """own_cnn/ as `invoke train-own --search` and `invoke train-own` write it, made up."""
+    out = root / "own_cnn"
+    out.mkdir()
+    config = own_cnn.OwnConfig()
+    search = [{"trial": t, **own_cnn.search_row(replace(config, **o), o), "val_accuracy": 0.8 + 0.01 * i,
+               "train_seconds": 300.0, "params": 295096, "device": "cpu (2 threads)", "data_md5": "x"}
+              for i, (t, o) in enumerate(own_cnn.SEARCH.items())] or [
+              {"trial": "base", **own_cnn.search_row(config, {}), "val_accuracy": 0.8, "train_seconds": 300.0,
+               "params": 295096, "device": "cpu (2 threads)", "data_md5": "x"}]
+    pd.DataFrame(search)[list(own_cnn.SEARCH_COLUMNS)].to_csv(out / "search.csv", index=False)
+    chosen = own_cnn.choose(search)
+    write_json(out / "chosen.json", chosen)
+    preds = fake_predictions("lenet_bn_dropout", y_test)
+    pd.DataFrame({"index": np.arange(N_TEST), "label": y_test, "prediction": preds}).to_csv(
+        out / "predictions.csv", index=False)
+    acc = float(np.mean(preds == y_test))
+    final = {"train_seconds": 800.0, "epochs": chosen["final_epochs"], "images_per_second": 500.0,
+             "final_train_loss": 0.9, "final_train_accuracy": 0.9, "val_accuracy": acc + 0.01,
+             "val_loss": 0.5, "test_accuracy": acc, "test_loss": 0.5, "eval_seconds": 5.0}
+    full = replace(config, **{**own_cnn.overrides_of(chosen), "epochs": chosen["final_epochs"]})
+    write_json(out / "metrics.json", {"config": asdict(full), "chosen": chosen, "final": final, "params": 295096,
+                                      "device": "cpu (2 threads)", "budget_seconds": own_cnn.BUDGET_SECONDS,
+                                      "within_budget": True, "data": {}})
+    pd.DataFrame([{"variant": "own_cnn", "seed": 0, "epochs": full.epochs, "preprocess": "per_channel",
+                   "batch_size": full.batch_size, "lr": full.lr, "test_accuracy": acc, "test_loss": 0.5,
+                   "best_val_accuracy": acc + 0.01, "best_val_epoch": full.epochs, "final_train_loss": 0.9,
+                   "final_train_accuracy": 0.9, "train_seconds": 800.0, "eval_seconds": 5.0,
+                   "images_per_second": 500.0, "params": 295096, "device": "cpu (2 threads)",
+                   "official_data": official}]).to_csv(out / "summary.csv", index=False)
+    log = [{"epoch": e, "train_loss": 2.0 - 0.1 * e, "train_accuracy": 0.5 + 0.04 * e, "seconds": 100.0,
+            "images_per_second": 450.0, "elapsed_train_seconds": 100.0 * e} for e in range(1, full.epochs + 1)]
+    pd.DataFrame(log).to_csv(out / "log.csv", index=False)
+    (out / "weights.pt").write_bytes(b"not a real state_dict")
+    (out / f"{plots.OWN_LOG}.svg").write_bytes(plots.to_bytes(plots.own_log_figure(log), "svg"))
 
 
 FAKE_CONV_TIMINGS = {"im2col_s": 0.0512, "torch_s": 0.0123, "naive_s": 41.7, "naive_measured_images": 4,
@@ -230,8 +320,13 @@ def write_answers(root: Path) -> None:
 def task_of(rel: str) -> str:
     if rel.startswith("lenet/seeds"):
         return "seeds"
+    if rel.startswith("cs182/dropout/"):
+        return "dropout"
+    if rel.startswith("cs182/filters"):
+        return "filters"
     return {"data": "data", "lenet": "train:lenet_plain", "plots": "plots", "answers": "answers",
-            "answers.json": "answers", "ablation": "ablation", "cs182": "layers"}[rel.split("/")[0]]
+            "answers.json": "answers", "ablation": "ablation", "cs182": "layers",
+            "own_cnn": "train_own"}[rel.split("/")[0]]
 
 
 def write_manifest(root: Path) -> None:
@@ -351,6 +446,23 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
                 "fonts/HTML-CSS/STIX-Web/woff/STIXMathJax_Main-Regular.woff"):
         assert (b.site / "assets/mathjax" / rel).is_file(), rel
     assert not list((b.site / "assets/mathjax").rglob("*.otf")) and not (b.site / "assets/mathjax/extensions/a11y").exists()
+    # Notebook pages link one shared, pruned JupyterLab sheet instead of inlining ~575 KB each.
+    sheet = b.site / "assets/stylesheets/notebook.css"
+    assert sheet.is_file() and 1_000 < sheet.stat().st_size < 100_000
+    for path in NOTEBOOK_PAGES:
+        html = pages[path]
+        assert '<link rel="stylesheet" href="../../assets/stylesheets/notebook.css">' in html, path
+        assert max(map(len, re.findall(r"<style[^>]*>(.*?)</style>", html, re.DOTALL)), default=0) < 50_000, path
+        assert len(html.encode()) < 400_000, path
+    # The CS182 coding pages: filters, the dropout experiment, the own CNN, numbers from artifacts.
+    filt = pages["cs182/filters/index.html"]
+    assert "tfrac{1}{16}" in filt and (b.site / "assets/cs182/filters_images.png").is_file()
+    assert "low-pass" in filt and "band-pass" in filt and "**no**" not in filt
+    drop = pages["cs182/dropout/index.html"]
+    assert "assets/artifacts/cs182/dropout/summary.csv" in drop and "gap" in text(drop)
+    own = text(pages["cs182/own_cnn/index.html"])
+    assert "own_cnn" in own and "lenet_plain" in own and "295,096" in own  # the comparison table
+    assert "assets/own_cnn/own_cnn_log.svg" in pages["cs182/own_cnn/index.html"]
 
 
 def test_official_data_has_no_notice(fake_artifacts, tmp_path):

@@ -1,0 +1,127 @@
+"""The own-design CNN of CS182 5(d): the whitening layer, shapes and parameter count, the
+learning-rate schedule, test-time flips, the search's choice, and the committed run."""
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline import own_cnn as O
+from pipeline.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "artifacts" / "own_cnn"
+
+
+def test_whitening_layer_decorrelates_2x2_patches():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(200, 1, 33, 33, generator=g)
+    # neighbouring pixels and channels strongly correlated, as in natural images
+    x = torch.cat([base[..., :32, :32] + 0.1 * torch.randn(200, 1, 32, 32, generator=g) * k
+                   for k in (1, 2, 3)], 1) + 0.5 * base[..., 1:, 1:]
+    w = O.whitening_weights(x, eps=0.0)
+    assert w.shape == (24, 3, 2, 2)
+    torch.testing.assert_close(w[12:], -w[:12])
+    out = torch.nn.functional.conv2d(x.double(), w[:12].double())       # (N, 12, 31, 31)
+    flat = out.transpose(0, 1).reshape(12, -1)
+    flat = flat - flat.mean(1, keepdim=True)
+    cov = flat @ flat.T / flat.shape[1]
+    torch.testing.assert_close(cov, torch.eye(12, dtype=torch.float64), atol=1e-4, rtol=0)
+
+
+def test_shapes_and_parameter_count_by_hand():
+    widths = (8, 16, 32)
+    m = O.OwnCNN(widths)
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    by_hand = 24 * 3 * 4 + 24                                   # whitening conv (frozen) + bias
+    for c_in, c_out in [(24, 8), (8, 16), (16, 32)]:
+        by_hand += c_out * c_in * 9 + c_out * c_out * 9 + 2 * 2 * c_out  # 2 convs, 2 BN (w, b)
+    by_hand += 32 * 10
+    assert O.count_params(m) == by_hand
+    assert not m.whiten.weight.requires_grad
+
+
+def test_bad_widths_are_a_user_error():
+    with pytest.raises(UserError, match="three positive channel counts"):
+        O.OwnCNN((8, 16))
+
+
+def test_one_cycle_schedule():
+    total, peak = 100, 0.4
+    lrs = [O.lr_at(s, total, peak, warmup=0.2) for s in range(total)]
+    assert lrs[19] == pytest.approx(peak) and max(lrs) == pytest.approx(peak)
+    assert all(a < b for a, b in zip(lrs[:20], lrs[1:20]))        # rising during warm-up
+    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:]))         # then falling
+    assert lrs[-1] == pytest.approx(peak / 80)
+
+
+def test_flip_averaging_is_the_mean_of_both_views():
+    m = O.OwnCNN((8, 8, 8)).eval()
+    x = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        want = (m(x) + m(x.flip(-1))) / 2
+    torch.testing.assert_close(O.predict(m, x, flip=True, channels_last=False), want)
+    torch.testing.assert_close(O.predict(m, x, flip=False, channels_last=True), m(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fit_learns_a_separable_task_and_never_sees_test_labels_it_is_not_given():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (512,), generator=g)
+    x = torch.randn(512, 3, 32, 32, generator=g) * 0.5
+    x[:, 0] += (2 * y - 1)[:, None, None].float()                # class = red channel up or down
+    data = {"x_train": x[:448], "y_train": y[:448], "x_val": x[448:], "y_val": y[448:]}
+    r = O.fit(O.OwnConfig(widths=(8, 8, 8), epochs=3, batch_size=64, lr=0.2), data,
+              torch.device("cpu"), log=None)
+    assert r["final"]["val_accuracy"] > 0.9
+    assert "test_accuracy" not in r["final"] and "test_predictions" not in r
+    assert [row["epoch"] for row in r["log"]] == [1, 2, 3]
+
+
+def test_search_rows_round_trip_and_the_choice_respects_the_budget():
+    config = O.OwnConfig(widths=(16, 32, 64), lr=0.3, flip=False)
+    row = {k: str(v) for k, v in O.search_row(config, {}).items()}
+    assert O.overrides_of(row) == {k: getattr(config, k) for k in O.SEARCH_KEYS}
+    rows = [{**row, "trial": "a", "val_accuracy": "0.80", "train_seconds": "100"},
+            {**row, "trial": "b", "val_accuracy": "0.90", "train_seconds": str(O.BUDGET_SECONDS + 1)},
+            {**row, "trial": "c", "val_accuracy": "0.85", "train_seconds": "500"}]
+    chosen = O.choose(rows)
+    assert chosen["trial"] == "c"
+    per_epoch = 500 / config.epochs
+    assert chosen["final_epochs"] == min(O.MAX_EPOCHS, int(O.BUDGET_SHARE * O.BUDGET_SECONDS // per_epoch))
+    with pytest.raises(UserError, match="within the budget"):
+        O.choose(rows[1:2])
+
+
+# --- the committed run -------------------------------------------------------------------------
+
+def _read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_committed_summary_has_the_lenet_columns_and_its_accuracy_is_the_predictions():
+    from tasks import SUMMARY_COLUMNS
+    rows = _read(OUT / "summary.csv")
+    assert len(rows) == 1 and tuple(rows[0]) == SUMMARY_COLUMNS
+    preds = _read(OUT / "predictions.csv")
+    acc = sum(p["label"] == p["prediction"] for p in preds) / len(preds)
+    assert len(preds) == 10000 and float(rows[0]["test_accuracy"]) == pytest.approx(acc)
+    metrics = json.loads((OUT / "metrics.json").read_text())
+    assert metrics["within_budget"] == (float(rows[0]["train_seconds"]) <= O.BUDGET_SECONDS)
+    weights = torch.load(OUT / "weights.pt")
+    model = O.OwnCNN(tuple(metrics["config"]["widths"]))
+    model.load_state_dict(weights)
+    assert O.count_params(model) == int(rows[0]["params"])
+
+
+def test_committed_choice_is_the_best_validation_trial():
+    rows = _read(OUT / "search.csv")
+    chosen = json.loads((OUT / "chosen.json").read_text())
+    assert chosen["trial"] == O.choose(rows)["trial"]
+    assert {r["trial"] for r in rows} == set(O.SEARCH)
+    metrics = json.loads((OUT / "metrics.json").read_text())
+    assert {k: metrics["config"][k] for k in O.SEARCH_KEYS if k not in ("widths", "epochs")} == \
+        {k: v for k, v in O.overrides_of(chosen).items() if k not in ("widths", "epochs")}
+    assert tuple(metrics["config"]["widths"]) == O.overrides_of(chosen)["widths"]
+    assert metrics["config"]["epochs"] == chosen["final_epochs"]
