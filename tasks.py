@@ -482,6 +482,8 @@ def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=
                          "batch_norm": DO.BATCH_NORM, **asdict(config), "config_id": config_id},
               "variants": {f"{p_:g}": DO.variant_of(p_) for p_ in p_values}, "level": 0.95,
               "runs": len(used), "summary": summary, "conclusion": DO.conclusion(summary),
+              "repeat_of_ablation": DO.repeat_of_ablation(
+                  used, _read_rows(ART / "ablation" / "runs.csv")[1]) if config.epochs == 20 else None,
               "sweeps": _sweep_history(out / "summary.json", config_id, sweep),
               "sum_train_seconds": sum(r["train_seconds"] for r in used)}
     fig = P.dropout_figure([c_ for c_ in curves if (c_["p"], c_["seed"]) in wanted], summary)
@@ -532,24 +534,27 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
         path = out / "search.csv"
         rows = [r for r in (A.read_csv(path) if path.exists() and not force else [])
                 if r.get("data_md5") == info["md5s"]["data_batch_1"]]
-        done = {r["trial"] for r in rows}
-        for trial, overrides in O.SEARCH.items():
-            if trial in done:
-                continue
-            config = replace(O.OwnConfig(device=device), **overrides)
-            print(f"search {trial}: {O.describe(overrides)}")
-            result = O.fit(config, arrays, dev)
-            f = result["final"]
-            rows.append({"trial": trial, **O.search_row(config, overrides), "val_accuracy": f["val_accuracy"],
-                         "train_seconds": f["train_seconds"], "params": result["params"],
-                         "device": device_description(dev), "data_md5": info["md5s"]["data_batch_1"]})
-            A.write_csv(path, rows, O.SEARCH_COLUMNS)  # after every trial: resumable
-            print(f"search {trial}: val {f['val_accuracy']:.2%} in {f['train_seconds']:.0f} s")
+        for stage in range(len(O.SEARCH)):
+            earlier = [r for r in rows if r["trial"] in {t for st in O.SEARCH[:stage] for t in st}]
+            for trial, overrides in O.stage_trials(stage, earlier).items():
+                config = replace(O.OwnConfig(device=device), **overrides)
+                done = [r for r in rows if r["trial"] == trial]
+                if done and O.overrides_of(done[0]) == O.overrides_of(O.search_row(config, {})):
+                    continue  # resumable: a trial already run with these settings is kept
+                rows = [r for r in rows if r["trial"] != trial]
+                print(f"search stage {stage + 1} {trial}: {O.describe(asdict(config))}")
+                result = O.fit(config, arrays, dev)
+                f = result["final"]
+                rows.append({"trial": trial, **O.search_row(config, overrides), "val_accuracy": f["val_accuracy"],
+                             "train_seconds": f["train_seconds"], "params": result["params"],
+                             "device": device_description(dev), "data_md5": info["md5s"]["data_batch_1"]})
+                A.write_csv(path, rows, O.SEARCH_COLUMNS)  # after every trial: resumable
+                print(f"search {trial}: val {f['val_accuracy']:.2%} in {f['train_seconds']:.0f} s")
         chosen = O.choose(rows)
         paths = [A.write_csv(path, rows, O.SEARCH_COLUMNS),
                  A.write_json(out / "chosen.json", chosen)]
         A.record(ART, "own_search", A.task_key({"search": O.SEARCH, "md5s": info["md5s"]}, code), paths,
-                 {"config": {"trials": O.SEARCH, "base": asdict(O.OwnConfig())},
+                 {"config": {"stages": O.SEARCH, "trial_epochs": O.TRIAL_EPOCHS, "base": asdict(O.OwnConfig())},
                   "seeds": {"seed": O.OwnConfig().seed, "split_seed": SPLIT_SEED},
                   "device": device_description(dev), "data": data_provenance(info)})
         print(f"search: chose {chosen['trial']} (val {chosen['val_accuracy']:.2%}) -> {_rel(out / 'chosen.json')}")

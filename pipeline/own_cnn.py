@@ -215,12 +215,33 @@ BUDGET_SECONDS = 15 * 60  # the issue's CPU budget for the final run's training
 BUDGET_SHARE = 0.85       # plan the final run to this share of it: timing on a shared CPU varies
 MAX_EPOCHS = 16           # beyond this the budget goes further on a wider net than on more epochs
 
-# Trials, each a set of overrides of OwnConfig, trained on the 45,000 training images and scored
-# on the 5,000 validation images only; the test set is not loaded during the search.
-SEARCH: dict[str, dict] = {}
+# The search runs in stages. Each trial is a set of overrides of OwnConfig, trained on the 45,000
+# training images for TRIAL_EPOCHS and scored on the 5,000 validation images only (the test set
+# is not loaded). Stage 1 sets the peak learning rate, the setting that matters most (the logits
+# are scaled by 1/9, so the useful range is far above the usual 0.1); stage 2 starts from stage
+# 1's best trial and changes one thing at a time.
+TRIAL_EPOCHS = 2
+SEARCH: list[dict[str, dict]] = [
+    {"lr0.25": {"lr": 0.25}, "lr0.5": {"lr": 0.5}, "lr1": {"lr": 1.0}, "lr2": {"lr": 2.0}},
+    {"no-smoothing": {"label_smoothing": 0.0}, "wd1e-3": {"weight_decay": 1e-3},
+     "wider": {"widths": (48, 96, 192)}},
+]
 SEARCH_KEYS = ("widths", "epochs", "batch_size", "lr", "momentum", "weight_decay",
                "label_smoothing", "warmup", "translate", "flip")
 SEARCH_COLUMNS = ("trial", *SEARCH_KEYS, "val_accuracy", "train_seconds", "params", "device", "data_md5")
+
+
+def trial_names() -> list[str]:
+    return [name for stage in SEARCH for name in stage]
+
+
+def stage_trials(stage: int, rows: list[dict]) -> dict[str, dict]:
+    """The full overrides of each trial of a stage: stage 0's as written, a later stage's on top
+    of the best trial so far (rows: search.csv rows of the earlier stages)."""
+    base = {"epochs": TRIAL_EPOCHS}
+    if stage > 0:
+        base = {**overrides_of(choose(rows)), **base}
+    return {name: {**base, **o} for name, o in SEARCH[stage].items()}
 
 
 def describe(settings: dict) -> str:

@@ -1,6 +1,7 @@
 """CS182 5(c), the dropout experiment: design, reading runs back, the summary against scipy, the
 generated conclusion, and the committed artifacts against the ablation's identical runs."""
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -130,24 +131,28 @@ def _read(path):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.skipif(not (OUT / "runs.csv").exists(), reason="dropout experiment not run")
-def test_committed_runs_equal_the_ablations_identical_cells():
-    """p = 0.5 is the ablation's normalize+BN+dropout cell and p = 0 its normalize+BN cell, same
-    seeds and settings: training is deterministic, so the test accuracies must be equal."""
-    ablation = {(r["dropout"], int(r["seed"])): float(r["test_accuracy"])
-                for r in _read(ROOT / "artifacts" / "ablation" / "runs.csv")
-                if r["preprocess"] == "normalize" and r["batch_norm"] == "True" and r["augment"] == "False"}
-    runs = _read(OUT / "runs.csv")
-    matched = 0
-    for r in runs:
-        p, seed = float(r["p"]), int(r["seed"])
-        if p in (0.0, 0.5) and (str(p == 0.5), seed) in ablation:
-            assert float(r["test_accuracy"]) == ablation[(str(p == 0.5), seed)], (p, seed)
-            matched += 1
-    assert matched >= 4
+def test_repeat_of_ablation_pairs_the_same_cells_by_seed():
+    runs = [DO.run_rows(_result(p, seed, test=0.6 + 0.01 * seed + p / 100), CONFIG)[0]
+            for p in (0.0, 0.25, 0.5) for seed in range(2)]
+    ablation = [{"preprocess": "normalize", "batch_norm": "True", "dropout": str(do), "augment": "False",
+                 "seed": str(seed), "test_accuracy": str(0.6 + 0.01 * seed + (0.007 if do else 0))}
+                for do in (False, True) for seed in range(2)]
+    ablation.append({**ablation[0], "preprocess": "rescale", "test_accuracy": "0.1"})  # another cell
+    found = DO.repeat_of_ablation(runs, ablation)
+    assert found["n"] == 4 and found["identical"] == 2           # p = 0 equal, p = 0.5 off by 0.002
+    assert found["max_abs_diff"] == pytest.approx(0.002) and found["mean_diff"] == pytest.approx(-0.001)
+    assert DO.repeat_of_ablation(runs, []) is None
 
 
-@pytest.mark.skipif(not (OUT / "runs.csv").exists(), reason="dropout experiment not run")
+def test_committed_repeat_of_ablation_is_recomputed_from_both_files():
+    runs = [{**r, "p": float(r["p"]), "seed": int(r["seed"]), "test_accuracy": float(r["test_accuracy"])}
+            for r in _read(OUT / "runs.csv")]
+    want = DO.repeat_of_ablation(runs, _read(ROOT / "artifacts" / "ablation" / "runs.csv"))
+    got = json.loads((OUT / "summary.json").read_text())["repeat_of_ablation"]
+    assert got["n"] == want["n"] >= 6
+    assert got["max_abs_diff"] == pytest.approx(want["max_abs_diff"])
+
+
 def test_committed_summary_is_recomputed_from_runs():
     runs = [{**r, "p": float(r["p"]), "seed": int(r["seed"]),
              **{k: float(r[k]) for k in ("gap", "test_accuracy", "final_val_accuracy",

@@ -78,6 +78,15 @@ def test_fit_learns_a_separable_task_and_never_sees_test_labels_it_is_not_given(
     assert [row["epoch"] for row in r["log"]] == [1, 2, 3]
 
 
+def test_later_stages_start_from_the_best_trial_so_far():
+    rows = [{"trial": n, **O.search_row(O.OwnConfig(**o), o), "val_accuracy": str(0.5 + 0.01 * i),
+             "train_seconds": "100"} for i, (n, o) in enumerate(O.stage_trials(0, []).items())]
+    best = O.overrides_of(rows[-1])
+    for name, overrides in O.stage_trials(1, rows).items():
+        assert overrides["lr"] == best["lr"] and overrides["epochs"] == O.TRIAL_EPOCHS
+        assert set(O.SEARCH[1][name]) <= set(overrides)
+
+
 def test_search_rows_round_trip_and_the_choice_respects_the_budget():
     config = O.OwnConfig(widths=(16, 32, 64), lr=0.3, flip=False)
     row = {k: str(v) for k, v in O.search_row(config, {}).items()}
@@ -119,7 +128,13 @@ def test_committed_choice_is_the_best_validation_trial():
     rows = _read(OUT / "search.csv")
     chosen = json.loads((OUT / "chosen.json").read_text())
     assert chosen["trial"] == O.choose(rows)["trial"]
-    assert {r["trial"] for r in rows} == set(O.SEARCH)
+    assert {r["trial"] for r in rows} == set(O.trial_names())
+    # every later stage starts from the best trial of the stages before it
+    for stage in range(1, len(O.SEARCH)):
+        before = [r for r in rows if r["trial"] in {t for st in O.SEARCH[:stage] for t in st}]
+        for name, overrides in O.stage_trials(stage, before).items():
+            row = next(r for r in rows if r["trial"] == name)
+            assert O.overrides_of(row) == {**O.overrides_of(O.search_row(O.OwnConfig(), {})), **overrides}
     metrics = json.loads((OUT / "metrics.json").read_text())
     assert {k: metrics["config"][k] for k in O.SEARCH_KEYS if k not in ("widths", "epochs")} == \
         {k: v for k, v in O.overrides_of(chosen).items() if k not in ("widths", "epochs")}

@@ -218,6 +218,7 @@ def write_fake_cs182(root: Path, images: np.ndarray, data_info: dict) -> None:
         "config": {"seeds": 3, "epochs": EPOCHS, "lr": 0.001, "batch_size": 128,
                    "train_eval_size": dropout.TRAIN_EVAL_SIZE}, "summary": summary,
         "conclusion": dropout.conclusion(summary), "level": 0.95,
+        "repeat_of_ablation": {"n": 6, "identical": 2, "max_abs_diff": 0.004, "mean_diff": -0.001, "pairs": []},
         "sweeps": [{"runs": 12, "wall_seconds": 1500.0, "workers": 2,
                     "scheduler": "LocalCluster(2 processes x 1 thread)"}]})
     (d / f"{plots.DROPOUT_CURVES}.svg").write_bytes(plots.to_bytes(plots.dropout_figure(curves, summary), "svg"))
@@ -230,9 +231,7 @@ def write_fake_own_cnn(root: Path, y_test: np.ndarray, official: bool) -> None:
     config = own_cnn.OwnConfig()
     search = [{"trial": t, **own_cnn.search_row(replace(config, **o), o), "val_accuracy": 0.8 + 0.01 * i,
                "train_seconds": 300.0, "params": 295096, "device": "cpu (2 threads)", "data_md5": "x"}
-              for i, (t, o) in enumerate(own_cnn.SEARCH.items())] or [
-              {"trial": "base", **own_cnn.search_row(config, {}), "val_accuracy": 0.8, "train_seconds": 300.0,
-               "params": 295096, "device": "cpu (2 threads)", "data_md5": "x"}]
+              for i, (t, o) in enumerate(own_cnn.stage_trials(0, []).items())]
     pd.DataFrame(search)[list(own_cnn.SEARCH_COLUMNS)].to_csv(out / "search.csv", index=False)
     chosen = own_cnn.choose(search)
     write_json(out / "chosen.json", chosen)
