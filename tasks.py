@@ -810,6 +810,9 @@ def bench(c, images=12800, repeats=5, source=None, allow_unofficial_data=False):
         results[v] = B.compare_loops(config, x, raw["y_train"][:images], repeats=repeats,
                                      log=print)
     report = B.report(results, images=images, repeats=repeats)
+    from pipeline import numpy_bench
+    # CS182: our NumPy im2col convolution against torch's on the CIFAR-sized layer (issue 5)
+    report["conv"] = numpy_bench.conv_timings(repeats=repeats)
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     path = A.write_json(ART / "bench.json", report)
     A.record(ART, "bench", A.task_key(report, []), [path],
@@ -818,6 +821,10 @@ def bench(c, images=12800, repeats=5, source=None, allow_unofficial_data=False):
     for v, r in report["variants"].items():
         print(f"bench {v}: ours {r['ours_images_per_second']:.0f} img/s, plain "
               f"{r['plain_images_per_second']:.0f} img/s, ratio {r['ratio']:.2f}x")
+    t = report["conv"]
+    print(f"bench conv {tuple(t['shape']['x'])} x {tuple(t['shape']['w'])}, forward + backward: im2col "
+          f"{t['im2col_s']:.4f} s, torch {t['torch_s']:.4f} s ({t['im2col_over_torch']:.2f}x), naive "
+          f"{t['naive_s']:.1f} s")
 
 
 @task(help={"browser": "also run the browser tests of the built site (needs chromium)",
@@ -853,8 +860,9 @@ def clean(c, artifacts=False):
                         "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps"})
 @user_errors
 def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False):
-    """Everything: data -> train both variants -> plots -> answers -> layers -> site; times each stage.
-    The site also reads `invoke seeds` and `invoke ablation`, which take longer and are run by hand."""
+    """Everything: data -> train both variants -> plots -> answers -> layers -> filters -> site; times
+    each stage. The site also reads `invoke seeds`, `ablation`, `dropout` and `train-own`, which
+    take longer (10-75 min each on 2 cores) and are run by hand; their artifacts are committed."""
     stages = [
         ("data", lambda: data(c, source=source, allow_unofficial_data=allow_unofficial_data,
                               force=force)),
@@ -863,6 +871,7 @@ def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False
         ("plots", lambda: plots(c, force=force)),
         ("answers", lambda: answers(c, force=force)),
         ("layers", lambda: layers(c, force=force)),
+        ("filters", lambda: filters(c, force=force)),
         ("docs", lambda: docs(c)),
     ]
     timings, start = {}, time.perf_counter()
