@@ -144,7 +144,7 @@ def value_md(entry: dict) -> str:
     if isinstance(v, str):
         return escape(v)
     if isinstance(v, dict):
-        return "| | |\n|---|---|\n" + "\n".join(f"| {escape(k)} | {escape(compact(x))} |" for k, x in v.items())
+        return "| quantity | value |\n|---|---|\n" + "\n".join(f"| {escape(k)} | {escape(compact(x))} |" for k, x in v.items())
     if _depth(v) == 3 and all(isinstance(r, list) and r and isinstance(r[0], list) for r in v):
         return "\n\n".join(f"$$ \\text{{kernel {n}:}}\\quad {matrix_tex(K)} $$" for n, K in enumerate(v, 1))
     if _depth(v) == 2 and all(isinstance(r, list) and all(not isinstance(x, list) for x in r) for r in v):
