@@ -543,7 +543,12 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
                     continue  # resumable: a trial already run with these settings is kept
                 rows = [r for r in rows if r["trial"] != trial]
                 print(f"search stage {stage + 1} {trial}: {O.describe(asdict(config))}")
-                result = O.fit(config, arrays, dev)
+                try:
+                    result = O.fit(config, arrays, dev)
+                except FloatingPointError as e:  # a learning rate too high diverges: a result, not a crash
+                    print(f"search {trial}: diverged ({e}); recorded with validation accuracy 0")
+                    result = {"final": {"val_accuracy": 0.0, "train_seconds": 0.0},
+                              "params": O.count_params(O.OwnCNN(config.widths))}
                 f = result["final"]
                 rows.append({"trial": trial, **O.search_row(config, overrides), "val_accuracy": f["val_accuracy"],
                              "train_seconds": f["train_seconds"], "params": result["params"],
