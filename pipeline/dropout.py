@@ -180,9 +180,15 @@ def conclusion(summary: list[dict]) -> list[str]:
         text += (" No p changes test accuracy distinguishably from p = 0 (paired by seed, 95% CI): "
                  "a smaller gap is not by itself a better model.")
     out.append(text)
-    if hi["train_eval_accuracy"] < lo["train_eval_accuracy"] and hi["val_accuracy"] < best["val_accuracy"]:
-        out.append(f"Too much dropout underfits: at p = {hi['p']:g} train accuracy falls by "
-                   f"{100 * (lo['train_eval_accuracy'] - hi['train_eval_accuracy']):.1f} points and "
-                   f"validation accuracy is {100 * (best['val_accuracy'] - hi['val_accuracy']):.1f} "
-                   f"points below the best p.")
+    best_val = max(summary, key=lambda s: s["val_accuracy"])
+    fit_drop = 100 * (lo["train_eval_accuracy"] - hi["train_eval_accuracy"])
+    if hi["val_accuracy"] < lo["val_accuracy"]:
+        out.append(f"Too much dropout underfits: at p = {hi['p']:g} train accuracy is {fit_drop:.1f} "
+                   f"points lower than without dropout and validation accuracy is lower too "
+                   f"({100 * hi['val_accuracy']:.1f}% against {100 * lo['val_accuracy']:.1f}%).")
+    elif hi is not best_val:
+        out.append(f"Past p = {best_val['p']:g} more dropout stops paying: at p = {hi['p']:g} the network "
+                   f"fits the training set {fit_drop:.1f} points less closely than without dropout, "
+                   f"and validation accuracy is {100 * (best_val['val_accuracy'] - hi['val_accuracy']):.1f} "
+                   f"points below its best (p = {best_val['p']:g}), though still above p = {lo['p']:g}.")
     return out

@@ -115,8 +115,11 @@ def test_conclusion_follows_the_numbers():
     flat = DO.conclusion(_summary([0.05, 0.06, 0.07, 0.08], [0.6] * 4))
     assert "does not shrink" in flat[1]
     under = DO.conclusion(_summary([0.10, 0.08, 0.05, 0.02], [0.60, 0.62, 0.63, 0.55],
-                                   train=[0.8, 0.78, 0.75, 0.65]))
+                                   train=[0.8, 0.78, 0.75, 0.65]))   # val at p = .75: 0.63 < 0.70
     assert "underfits" in under[-1]
+    past = DO.conclusion(_summary([0.20, 0.15, 0.10, 0.06], [0.60, 0.62, 0.63, 0.62],
+                                  train=[0.85, 0.80, 0.78, 0.72]))   # val .65 .65 .68 .66
+    assert "stops paying" in past[-1] and "p = 0.5" in past[-1] and "underfits" not in " ".join(past)
 
 
 def test_summary_needs_two_seeds_per_p():
