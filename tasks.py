@@ -584,9 +584,21 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
            "train_seconds": f["train_seconds"], "eval_seconds": f["eval_seconds"],
            "images_per_second": f["images_per_second"], "params": result["params"],
            "device": device_description(dev), "official_data": info["official"]}
+    # Every earlier final run stays on record: the test set is used once per final run, and a
+    # reader should see all of them, not only the last.
+    previous = A.read_json(out / "metrics.json", None) if (out / "metrics.json").exists() else None
+    history = (previous or {}).get("history", [])
+    if previous and "final" in previous:
+        history = [*history, {"config": previous["config"], "chosen_trial": previous["chosen"]["trial"],
+                              "test_accuracy": previous["final"]["test_accuracy"],
+                              "val_accuracy": previous["final"]["val_accuracy"],
+                              "train_seconds": previous["final"]["train_seconds"],
+                              "device": previous["device"], "recorded": previous.get("recorded")}]
     metrics = {"config": asdict(config), "chosen": chosen, "final": f, "params": result["params"],
                "device": device_description(dev), "budget_seconds": O.BUDGET_SECONDS,
-               "within_budget": f["train_seconds"] <= O.BUDGET_SECONDS, "data": data_provenance(info)}
+               "within_budget": f["train_seconds"] <= O.BUDGET_SECONDS, "data": data_provenance(info),
+               "recorded": {**A.git_state(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+               "history": history}
     paths = [A.write_csv(out / "summary.csv", [row], SUMMARY_COLUMNS),
              A.write_csv(out / "log.csv", result["log"]),
              A.write_json(out / "metrics.json", metrics),
