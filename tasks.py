@@ -500,6 +500,13 @@ def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=
         print(f"  {line}")
 
 
+def _recorded(path: Path) -> dict | None:
+    """Commit and time of an artifact as the manifest recorded them."""
+    from pipeline import artifacts as A
+    entry = A.read_json(ART / "manifest.json", {}).get("artifacts", {}).get(path.relative_to(ART).as_posix())
+    return {k: entry[k] for k in ("commit", "dirty", "timestamp")} if entry else None
+
+
 def _own_arrays(raw: dict, splits=("train", "val", "test")) -> dict:
     """The splits the own CNN sees, per-channel standardised with training statistics."""
     from pipeline.preprocess import preprocess
@@ -593,7 +600,8 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
                               "test_accuracy": previous["final"]["test_accuracy"],
                               "val_accuracy": previous["final"]["val_accuracy"],
                               "train_seconds": previous["final"]["train_seconds"],
-                              "device": previous["device"], "recorded": previous.get("recorded")}]
+                              "device": previous["device"],
+                              "recorded": previous.get("recorded") or _recorded(out / "metrics.json")}]
     metrics = {"config": asdict(config), "chosen": chosen, "final": f, "params": result["params"],
                "device": device_description(dev), "budget_seconds": O.BUDGET_SECONDS,
                "within_budget": f["train_seconds"] <= O.BUDGET_SECONDS, "data": data_provenance(info),
