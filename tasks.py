@@ -604,6 +604,7 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
                               "recorded": previous.get("recorded") or _recorded(out / "metrics.json")}]
     metrics = {"config": asdict(config), "chosen": chosen, "final": f, "params": result["params"],
                "device": device_description(dev), "budget_seconds": O.BUDGET_SECONDS,
+               "budget_share": O.BUDGET_SHARE, "budget_used": f["train_seconds"] / O.BUDGET_SECONDS,
                "within_budget": f["train_seconds"] <= O.BUDGET_SECONDS, "data": data_provenance(info),
                "recorded": {**A.git_state(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
                "history": history}
