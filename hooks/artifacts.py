@@ -723,6 +723,26 @@ def own_search_table(a: Artifacts) -> str:
                   "val. acc.", "train time (s)"], rows, "llrrrrrr")
 
 
+def own_history(a: Artifacts) -> str:
+    """Every final run of the own CNN (own_cnn/metrics.json `history`, then the current one), so a
+    reader sees each time the test set was used, not only the last."""
+    rel = "own_cnn/metrics.json"
+    m = a.json(rel)
+    runs = [*dig(m, "history", a.display(rel)),
+            {"config": m["config"], "chosen_trial": m["chosen"]["trial"], "test_accuracy": m["final"]["test_accuracy"],
+             "val_accuracy": m["final"]["val_accuracy"], "train_seconds": m["final"]["train_seconds"],
+             "device": m["device"], "recorded": m.get("recorded")}]
+    rows = []
+    for i, r in enumerate(runs, 1):
+        rec = r.get("recorded") or {}
+        when = f"{rec.get('timestamp') or rec.get('finished') or '?'}, commit `{str(rec.get('commit', '?'))[:10]}`"
+        rows.append([str(i) + (" (this page)" if i == len(runs) else ""), r["chosen_trial"], str(r["config"]["epochs"]),
+                     f"{float(r['train_seconds']):.0f}", fmt(r["val_accuracy"], "pct2"),
+                     f"**{fmt(r['test_accuracy'], 'pct2')}**", when])
+    return table(["final run", "chosen trial", "epochs", "training (s)", "val. acc.", "test acc.", "recorded"],
+                 rows, "llrrrrl")
+
+
 def models_table(a: Artifacts) -> str:
     """The own CNN beside both LeNets (their seed-0 reference runs): parameters, epochs, training
     time, device, test accuracy."""
@@ -770,7 +790,7 @@ PLACEHOLDERS = {
     "gradchecks_table": gradchecks_table, "conv_timings_table": conv_timings_table,
     "csv": csv_link, "cite": cite, "value": value, "conclusion": conclusion, "dropout_table": dropout_table,
     "kernel": kernel, "filters_check_table": filters_check_table, "own_search_table": own_search_table,
-    "models_table": models_table,
+    "models_table": models_table, "own_history": own_history,
 }
 
 

@@ -245,7 +245,13 @@ def write_fake_own_cnn(root: Path, y_test: np.ndarray, official: bool) -> None:
     full = replace(config, **{**own_cnn.overrides_of(chosen), "epochs": chosen["final_epochs"]})
     write_json(out / "metrics.json", {"config": asdict(full), "chosen": chosen, "final": final, "params": 295096,
                                       "device": "cpu (2 threads)", "budget_seconds": own_cnn.BUDGET_SECONDS,
-                                      "within_budget": True, "data": {}})
+                                      "budget_share": own_cnn.BUDGET_SHARE, "budget_used": 800.0 / 900,
+                                      "within_budget": True, "data": {},
+                                      "recorded": {"commit": "0123456789ab", "dirty": False, "finished": "2025-01-01"},
+                                      "history": [{"config": asdict(full), "chosen_trial": "lr0.25",
+                                                   "test_accuracy": 0.8123, "val_accuracy": 0.82,
+                                                   "train_seconds": 700.0, "device": "cpu (2 threads)",
+                                                   "recorded": None}]})
     pd.DataFrame([{"variant": "own_cnn", "seed": 0, "epochs": full.epochs, "preprocess": "per_channel",
                    "batch_size": full.batch_size, "lr": full.lr, "test_accuracy": acc, "test_loss": 0.5,
                    "best_val_accuracy": acc + 0.01, "best_val_epoch": full.epochs, "final_train_loss": 0.9,
@@ -462,6 +468,7 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     own = text(pages["cs182/own_cnn/index.html"])
     assert "own_cnn" in own and "lenet_plain" in own and "295,096" in own  # the comparison table
     assert "assets/own_cnn/own_cnn_log.svg" in pages["cs182/own_cnn/index.html"]
+    assert "81.23%" in own and "(this page)" in own  # every final run, the earlier one first
 
 
 def test_official_data_has_no_notice(fake_artifacts, tmp_path):
