@@ -736,11 +736,13 @@ def own_history(a: Artifacts) -> str:
     for i, r in enumerate(runs, 1):
         rec = r.get("recorded") or {}
         when = f"{rec.get('timestamp') or rec.get('finished') or '?'}, commit `{str(rec.get('commit', '?'))[:10]}`"
-        rows.append([str(i) + (" (this page)" if i == len(runs) else ""), r["chosen_trial"], str(r["config"]["epochs"]),
+        c = r["config"]
+        rows.append([str(i) + (" (this page)" if i == len(runs) else ""), r["chosen_trial"],
+                     "-".join(map(str, c["widths"])), str(c["lr"]), str(c["weight_decay"]), str(c["epochs"]),
                      f"{float(r['train_seconds']):.0f}", fmt(r["val_accuracy"], "pct2"),
                      f"**{fmt(r['test_accuracy'], 'pct2')}**", when])
-    return table(["final run", "chosen trial", "epochs", "training (s)", "val. acc.", "test acc.", "recorded"],
-                 rows, "llrrrrl")
+    return table(["final run", "chosen trial", "widths", "peak lr", "weight decay", "epochs", "training (s)",
+                  "val. acc.", "test acc.", "recorded"], rows, "llrrrrrrrl")
 
 
 def models_table(a: Artifacts) -> str:
