@@ -507,6 +507,16 @@ def _recorded(path: Path) -> dict | None:
     return {k: entry[k] for k in ("commit", "dirty", "timestamp")} if entry else None
 
 
+def _own_log_figure(log: list[dict]) -> list[Path]:
+    """The own CNN's training log as a figure, artifacts/own_cnn/own_cnn_log.{png,svg}
+    (drawn by train-own after its run, and by plots from the log.csv it wrote)."""
+    from pipeline import artifacts as A
+    from pipeline import plots as P
+    rows = [{k: float(v) for k, v in r.items()} for r in log]
+    fig = P.own_log_figure(rows)
+    return [A.write_bytes(ART / "own_cnn" / f"{P.OWN_LOG}.{ext}", P.to_bytes(fig, ext)) for ext in ("png", "svg")]
+
+
 def _own_arrays(raw: dict, splits=("train", "val", "test")) -> dict:
     """The splits the own CNN sees, per-channel standardised with training statistics."""
     from pipeline.preprocess import preprocess
@@ -615,8 +625,7 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
                          [{"index": i, "label": int(y), "prediction": int(p)}
                           for i, (y, p) in enumerate(zip(raw["y_test"], result["test_predictions"]))]),
              A.write_torch(out / "weights.pt", result["state_dict"])]
-    fig = P.own_log_figure(result["log"])
-    paths += [A.write_bytes(out / f"{P.OWN_LOG}.{ext}", P.to_bytes(fig, ext)) for ext in ("png", "svg")]
+    paths += _own_log_figure(result["log"])
     A.record(ART, "train_own", key, paths,
              {"config": asdict(config), "seeds": {"seed": config.seed, "split_seed": SPLIT_SEED},
               "device": device_description(dev), "data": data_provenance(info)})
@@ -648,6 +657,9 @@ def plots(c, force=False):
     for v in variants:
         inputs += [ART / "lenet" / v / "log.csv", ART / "lenet" / v / "confusion.csv",
                    ART / "lenet" / v / "predictions.csv"]
+    own_log = ART / "own_cnn" / "log.csv"  # `invoke train-own`'s, when it has run
+    if own_log.exists():
+        inputs.append(own_log)
     key = A.task_key({"variants": variants}, _code("plots"), inputs)
     if not force and A.is_up_to_date(ART, "plots", key):
         print("plots: up to date (use --force to redo)")
@@ -665,6 +677,8 @@ def plots(c, force=False):
     for name, fig in P.figures(logs, cms, classes, images, labels, preds).items():
         for ext in ("png", "svg"):
             paths.append(A.write_bytes(ART / "plots" / f"{name}.{ext}", P.to_bytes(fig, ext)))
+    if own_log.exists():
+        paths += _own_log_figure(A.read_csv(own_log))
     A.record(ART, "plots", key, paths, {"config": {"variants": variants}, "seeds": {},
                                         "device": None, "data": data_provenance(info)})
     print(f"plots: {len(paths)} files -> {_rel(ART / 'plots')}")
