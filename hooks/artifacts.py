@@ -282,6 +282,11 @@ def fmt(value, spec: str | None = None) -> str:
         if isinstance(value, (list, tuple)):
             return ", ".join(fmt(v) for v in value)
         return str(value)
+    if spec == "pp":  # a difference of two fractions, in percentage points
+        try:
+            return f"{100 * float(value):+.2f} percentage points"
+        except (TypeError, ValueError):
+            raise PluginError(f"cannot format {value!r} as percentage points") from None
     spec = FORMATS.get(spec, spec)
     try:
         number = float(value)
