@@ -155,6 +155,13 @@ SUMMARY_COLUMNS = ("variant", "seed", "epochs", "preprocess", "batch_size", "lr"
                    "images_per_second", "params", "device", "official_data")
 
 
+def _write_predictions(path: Path, labels, predictions) -> Path:
+    """predictions.csv: index, true label and predicted class of every test image."""
+    from pipeline import artifacts as A
+    return A.write_csv(path, [{"index": i, "label": int(y), "prediction": int(p)}
+                              for i, (y, p) in enumerate(zip(labels, predictions))])
+
+
 def write_run(out: Path, config, result: dict, info: dict, classes) -> list[Path]:
     """Write one run's artifacts under out/<variant>/ and update out/summary.csv."""
     from pipeline import artifacts as A
@@ -174,9 +181,7 @@ def write_run(out: Path, config, result: dict, info: dict, classes) -> list[Path
                               for name, row in zip(classes, cm)],
                              ["true\\pred", *classes]))
     preds = result["test_predictions"]
-    paths.append(A.write_csv(vdir / "predictions.csv",
-                             [{"index": i, "label": int(y), "prediction": int(p)}
-                              for i, (y, p) in enumerate(zip(result["y_test"], preds))]))
+    paths.append(_write_predictions(vdir / "predictions.csv", result["y_test"], preds))
     paths.append(A.write_torch(vdir / "weights.pt", result["state_dict"]))
     row = {"variant": config.variant, "seed": config.seed, "preprocess": config.preprocess,
            "batch_size": config.batch_size, "lr": config.lr, "device": result["device"],
@@ -449,6 +454,7 @@ def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=
     from pipeline import artifacts as A
     from pipeline import dropout as DO
     from pipeline import plots as P
+    from pipeline import stats
     from pipeline.sweep import run_sweep
     p_values = DO.check_p_values(str(probs).split(",")) if probs is not None else DO.P_VALUES
     n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data,
@@ -480,7 +486,7 @@ def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=
     summary = DO.summarise(used)
     result = {"config": {"seeds": n, "p_values": list(p_values), "preprocess": DO.PREPROCESS,
                          "batch_norm": DO.BATCH_NORM, **asdict(config), "config_id": config_id},
-              "variants": {f"{p_:g}": DO.variant_of(p_) for p_ in p_values}, "level": 0.95,
+              "variants": {f"{p_:g}": DO.variant_of(p_) for p_ in p_values}, "level": stats.LEVEL,
               "runs": len(used), "summary": summary, "conclusion": DO.conclusion(summary),
               "repeat_of_ablation": DO.repeat_of_ablation(
                   used, _read_rows(ART / "ablation" / "runs.csv")[1]) if config.epochs == 20 else None,
@@ -621,9 +627,7 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
     paths = [A.write_csv(out / "summary.csv", [row], SUMMARY_COLUMNS),
              A.write_csv(out / "log.csv", result["log"]),
              A.write_json(out / "metrics.json", metrics),
-             A.write_csv(out / "predictions.csv",
-                         [{"index": i, "label": int(y), "prediction": int(p)}
-                          for i, (y, p) in enumerate(zip(raw["y_test"], result["test_predictions"]))]),
+             _write_predictions(out / "predictions.csv", raw["y_test"], result["test_predictions"]),
              A.write_torch(out / "weights.pt", result["state_dict"])]
     paths += _own_log_figure(result["log"])
     A.record(ART, "train_own", key, paths,
@@ -824,7 +828,7 @@ def filters(c, images=6, force=False):
                            P.to_bytes(P.frequency_figure(responses), "png"))]
     A.record(ART, "filters", key, paths,
              {"config": {"images": images}, "seeds": None, "device": "cpu (NumPy)",
-              "data": {k: info[k] for k in ("source", "official", "md5s", "mismatched")}})
+              "data": data_provenance(info)})
     print(f"filters: blur and Sobel on {images} test images; largest difference from torch "
           f"{max(diffs.values()):.1e} -> {_rel(out)}")
 
