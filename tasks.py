@@ -1,15 +1,19 @@
 """Invoke tasks: the pipeline's stages, run in order by `invoke all`.
 
-Each task builds a config, calls pipeline functions, and writes their results to `artifacts/`
-(atomically, with provenance in `artifacts/manifest.json`). A task whose config, code and inputs
-are unchanged since it last wrote its outputs skips its work; `--force` reruns it. Errors the
-user can cause print one sentence and exit non-zero.
+Each task parses its flags, calls one function of pipeline/stages.py (or the module it names)
+and writes what that returns through the store (pipeline/store.py), which writes atomically,
+follows the artifacts contract (pipeline/contract.py) and records provenance in
+artifacts/manifest.json. A stage whose key (code contents, config, data md5s) is unchanged
+skips its work and writes nothing; `--force` redoes it. Runs with settings other than the
+reference go to build/runs/, never over the committed reference. Errors the user can cause print
+one line and exit non-zero; bugs keep their traceback.
 """
 import functools
 import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
@@ -19,13 +23,11 @@ from invoke import task
 from invoke.exceptions import Exit
 
 ROOT = Path(__file__).resolve().parent
-ART = Path(os.environ.get("LENET_ARTIFACTS", ROOT / "artifacts"))
+ART = Path(os.environ["LENET_ARTIFACTS"]).resolve() if os.environ.get("LENET_ARTIFACTS") else ROOT / "artifacts"
 CACHE = ROOT / "data"
-SMOKE = ROOT / "build" / "smoke"      # smoke runs never touch artifacts/
-SAMPLES = "test_samples.npz"          # raw test images for the sample grid: data, so under data/, never committed
-EXPECTED_COUNTS = (50000, 10000)      # CIFAR-10's train / test sizes; tests use a tiny archive
-VAL_SIZE, SPLIT_SEED = 5000, 0        # the 45,000 / 5,000 train / validation split, fixed by seed
-PIPELINE = ROOT / "pipeline"
+RUNS = ROOT / "build" / "runs"       # runs with other settings than the reference (git-ignored)
+SCRATCH = ROOT / "build" / "verify"  # `invoke verify` retrains the reference here
+REJECTED = ROOT / "build" / "rejected"  # sweep files with bad lines, kept as they were
 DATA_HELP = {
     "source": "CIFAR-10 archive (cifar-10-python.tar.gz) or extracted cifar-10-batches-py/ "
               "folder; default: $CIFAR10_PATH, then the data/ cache, then download",
@@ -33,11 +35,13 @@ DATA_HELP = {
                              "(e.g. the rebuilt copy); the run and every page say so "
                              "(or set CIFAR10_ALLOW_UNOFFICIAL=1)",
 }
-FORCE_HELP = {"force": "rerun even if config, code and inputs are unchanged"}
+FORCE_HELP = {"force": "redo even if code, config and data are unchanged (replaces the reference)"}
+DEVICE_HELP = {"device": "auto (cuda, then mps, then cpu), cpu, cuda or mps"}
 
 
 def user_errors(fn):
-    """Turn a UserError into one line on stderr and exit code 1; bugs keep their traceback."""
+    """A UserError, or an OS error on a file (read-only, disk full, permission), becomes one line
+    on stderr and exit code 1; bugs keep their traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from pipeline.errors import UserError
@@ -45,216 +49,154 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except UserError as e:
             raise Exit(f"error: {e}", code=1)
+        except OSError as e:
+            if e.filename is None:
+                raise
+            raise Exit(f"error: cannot use {e.filename}: {e.strerror}; check the path's permissions "
+                       "and free space, then rerun (finished work is kept).", code=1)
     return wrapper
 
 
 def _rel(path: Path) -> str:
-    return Path(path).resolve().relative_to(ROOT).as_posix() if Path(path).resolve().is_relative_to(ROOT) else str(path)
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
 
-def _code(*names: str) -> list[Path]:
-    return [PIPELINE / f"{n}.py" for n in names]
+def _store(task_name: str, root: Path | None = None):
+    from pipeline.store import Store
+    return Store(root or ART, task=task_name, repo=ROOT)
+
+
+def _number(value, kind, flag: str, low=None):
+    """A flag converted to int/float and checked against its lower bound, or a one-line error."""
+    import math
+
+    from pipeline.errors import UserError
+    if value is None:
+        return None
+    try:
+        x = kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag} must be a{'n integer' if kind is int else ' number'}, got {value!r}") from None
+    if kind is float and not math.isfinite(x):
+        raise UserError(f"{flag} must be a finite number, got {value!r}")
+    if low is not None and x < low:
+        raise UserError(f"{flag} must be at least {low}, got {value!r}")
+    return x
+
+
+def _skip(name: str) -> bool:
+    print(f"{name}: up to date (use --force to redo)")
+    return False
+
+
+def _provenance(config, info=None, seeds=None, device=None) -> dict:
+    from pipeline.stages import data_provenance
+    return {"config": config, "seeds": seeds or {}, "device": device,
+            "data": data_provenance(info) if info else None}
 
 
 # --- data ----------------------------------------------------------------------------------
 
-def load_dataset(source=None, allow_unofficial_data=False):
-    """Locate, verify and load CIFAR-10, then split it. Returns (arrays, info) where arrays
-    holds x_train/y_train (the 45,000), x_val/y_val, x_test/y_test as uint8 HWC / int64."""
-    from pipeline import data
-    batch_dir, info = data.prepare(source, allow_unofficial_data, cache_dir=CACHE)
-    arrays, split = data.split_arrays(*data.load_data(batch_dir, expected_counts=EXPECTED_COUNTS),
-                                      val_size=VAL_SIZE, seed=SPLIT_SEED)
-    info = {**info, "batch_dir": str(batch_dir), "split": split}
-    return arrays, info
-
-
-def data_provenance(info: dict) -> dict:
-    """The part of the data info every artifact records."""
-    return {"source": info["source"], "official": info["official"], "md5s": info["md5s"],
-            "mismatched": info["mismatched"]}
-
-
-@task(help={**DATA_HELP, **FORCE_HELP,
-            "samples": "how many test images to keep for the sample grid"})
+@task(help={**DATA_HELP, **FORCE_HELP, "samples": "how many test images to keep for the sample grid"})
 @user_errors
 def data(c, source=None, allow_unofficial_data=False, samples=40, force=False):
     """Locate, download if needed, verify and load CIFAR-10; write artifacts/data/."""
     import numpy as np
 
-    from pipeline import artifacts as A
     from pipeline import data as D
-    t0 = time.perf_counter()
-    arrays, info = load_dataset(source, allow_unofficial_data)
-    key = A.task_key({"samples": samples, "md5s": info["md5s"], "split": info["split"]},
-                     _code("data"))
-    out_npz = CACHE / SAMPLES
-    if not force and A.is_up_to_date(ART, "data", key) and out_npz.exists():
-        print("data: up to date (use --force to redo)")
-        return info
-    dataset = {
-        "source": info["source"], "official": info["official"], "md5s": info["md5s"],
-        "official_md5s": D.OFFICIAL_MD5S, "mismatched": info["mismatched"],
-        "classes": list(D.CLASSES), "image_shape": [32, 32, 3],
-        "counts": {k: int(len(arrays[f"y_{k}"])) for k in ("train", "val", "test")},
-        "class_counts": {k: D.class_counts(arrays[f"y_{k}"]) for k in ("train", "val", "test")},
-        "split": info["split"],
-    }
-    out_json = A.write_json(ART / "data" / "dataset.json", dataset)
-    k = samples
-    out_npz.parent.mkdir(parents=True, exist_ok=True)
-    with A.atomic_path(out_npz) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, images=arrays["x_test"][:k], labels=arrays["y_test"][:k],
-                                indices=np.arange(k))
-    A.record(ART, "data", key, [out_json],
-             {"config": {"samples": samples}, "seeds": {"split_seed": info["split"]["seed"]},
-              "device": None, "data": data_provenance(info)})
-    print(f"data: {dataset['counts']} official={info['official']} "
-          f"({time.perf_counter() - t0:.1f} s) -> {_rel(out_json)}")
-    return info
+    from pipeline import stages as S
+    from pipeline.store import atomic_path, stage_key
+    samples = _number(samples, int, "--samples", low=1)
+    batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
+    store, npz = _store("data"), CACHE / S.SAMPLES
+    key = stage_key({"samples": samples, **S.data_key_config(info)}, S.code_files("data"), repo=ROOT)
+    if not force and store.is_up_to_date("data", key) and npz.exists():
+        return _skip("data")
+    arrays, info = S.load_dataset(source, allow_unofficial_data, CACHE)
+    with atomic_path(npz) as tmp, open(tmp, "wb") as f:  # data, not an artifact: never committed
+        np.savez_compressed(f, images=arrays["x_test"][:samples], labels=arrays["y_test"][:samples],
+                            indices=np.arange(samples))
+    paths = store.write_all({"data/dataset.json": S.dataset_json(arrays, info)})
+    store.record("data", key, paths, _provenance({"samples": samples}, info,
+                                                 {"split_seed": S.SPLIT_SEED}))
+    print(f"data: {len(arrays['y_train'])} / {len(arrays['y_val'])} / {len(arrays['y_test'])} images, "
+          f"official={info['official']} -> {_rel(paths[0])}")
+    return True
 
 
 # --- train ---------------------------------------------------------------------------------
-
-def _parse(value, kind, flag):
-    """A flag invoke passes as a string (its default is None) converted, or a one-line error."""
-    from pipeline.errors import UserError
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise UserError(f"{flag} must be a{'n integer' if kind is int else ' number'}, "
-                        f"got {value!r}") from None
-
-
-def _check_train_args(epochs, batch_size, lr, seed):
-    from pipeline.errors import UserError
-    if epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {epochs}")
-    if batch_size is not None and batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    if lr is not None and not lr > 0:
-        raise UserError(f"--lr must be positive, got {lr}")
-    if seed < 0:
-        raise UserError(f"--seed must be non-negative, got {seed}")
-
-
-def _variants(variant: str) -> list[str]:
-    from pipeline.model import VARIANTS, get_variant
-    if variant == "all":
-        return list(VARIANTS)
-    get_variant(variant)  # an unknown name is a one-line UserError
-    return [variant]
-
-
-SUMMARY_COLUMNS = ("variant", "seed", "epochs", "preprocess", "batch_size", "lr",
-                   "test_accuracy", "test_loss", "best_val_accuracy", "best_val_epoch",
-                   "final_train_loss", "final_train_accuracy", "train_seconds", "eval_seconds",
-                   "images_per_second", "params", "device", "official_data")
-
-
-def _write_predictions(path: Path, labels, predictions) -> Path:
-    """predictions.csv: index, true label and predicted class of every test image."""
-    from pipeline import artifacts as A
-    return A.write_csv(path, [{"index": i, "label": int(y), "prediction": int(p)}
-                              for i, (y, p) in enumerate(zip(labels, predictions))])
-
-
-def write_run(out: Path, config, result: dict, info: dict, classes) -> list[Path]:
-    """Write one run's artifacts under out/<variant>/ and update out/summary.csv."""
-    from pipeline import artifacts as A
-    from pipeline.model import get_variant
-    from pipeline.train import LOG_COLUMNS
-    vdir = out / config.variant
-    paths = [A.write_csv(vdir / "log.csv", result["log"], LOG_COLUMNS)]
-    metrics = {"variant": config.variant, "description": get_variant(config.variant).description,
-               "config": asdict(config), "preprocess": config.preprocess,
-               "final": result["final"], "params_by_layer": result["params_by_layer"],
-               "device": result["device"], "peak_rss_mib": result["peak_rss_mib"],
-               "data": data_provenance(info)}
-    paths.append(A.write_json(vdir / "metrics.json", metrics))
-    cm = result["confusion"]
-    paths.append(A.write_csv(vdir / "confusion.csv",
-                             [{"true\\pred": name, **dict(zip(classes, map(int, row)))}
-                              for name, row in zip(classes, cm)],
-                             ["true\\pred", *classes]))
-    preds = result["test_predictions"]
-    paths.append(_write_predictions(vdir / "predictions.csv", result["y_test"], preds))
-    paths.append(A.write_torch(vdir / "weights.pt", result["state_dict"]))
-    row = {"variant": config.variant, "seed": config.seed, "preprocess": config.preprocess,
-           "batch_size": config.batch_size, "lr": config.lr, "device": result["device"],
-           "official_data": info["official"], **result["final"]}
-    summary = out / "summary.csv"
-    rows = A.read_csv(summary) if summary.exists() else []
-    rows = [r for r in rows if (r["variant"], int(r["seed"])) != (config.variant, config.seed)]
-    rows = sorted(rows + [row], key=lambda r: (r["variant"], int(r["seed"])))
-    paths.append(A.write_csv(summary, rows, SUMMARY_COLUMNS))
-    return paths
-
 
 @task(help={"variant": "lenet_bn_dropout, lenet_plain, or all",
             "epochs": "training epochs (default 20, as in the homework)",
             "batch_size": "training batch size (default: TrainConfig's)",
             "lr": "Adam learning rate (default: TrainConfig's)",
             "seed": "seed for weight init, dropout and batch order",
-            "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps",
-            "smoke": "tiny subset, one epoch, written to build/smoke/ (never to artifacts/)",
-            "quiet": "no progress bar",
-            **DATA_HELP, **FORCE_HELP})
+            "smoke": "tiny subset, one epoch (written to build/runs/smoke/)",
+            "quiet": "no progress bar", "root": "write to this folder instead (invoke verify uses it)",
+            **DEVICE_HELP, **DATA_HELP, **FORCE_HELP})
 @user_errors
-def train(c, variant="all", epochs=20, batch_size=None, lr=None, seed=0, device="auto",
-          smoke=False, quiet=False, source=None, allow_unofficial_data=False, force=False):
-    """Train the LeNet variants; write logs, metrics, weights, confusion matrices."""
-    from pipeline import artifacts as A
-    from pipeline.data import CLASSES
+def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, device="auto",
+          smoke=False, quiet=False, source=None, allow_unofficial_data=False, force=False, root=None):
+    """Train the LeNet variants: logs, metrics, weights, confusion matrices, predictions. Settings
+    other than the reference's go to build/runs/<what differs>/, never over artifacts/."""
+    from pipeline import contract
+    from pipeline import data as D
+    from pipeline import stages as S
+    from pipeline.model import VARIANTS, get_variant
     from pipeline.preprocess import preprocess
+    from pipeline.store import stage_key
     from pipeline.train import TrainConfig, fit, select_device
-    batch_size, lr = _parse(batch_size, int, "--batch-size"), _parse(lr, float, "--lr")
-    _check_train_args(epochs, batch_size, lr, seed)
-    names = _variants(variant)
+    overrides = {k: v for k, v in {"batch_size": _number(batch_size, int, "--batch-size", 1),
+                                   "lr": _number(lr, float, "--lr")}.items() if v is not None}
+    if overrides.get("lr", 1) <= 0:
+        raise Exit(f"error: --lr must be positive, got {lr}", code=1)
+    # int flags default to None so invoke hands over the text and a bad value is our one-line error
+    epochs = _number(contract.REFERENCE["epochs"] if epochs is None else epochs, int, "--epochs", 1)
+    seed = _number(0 if seed is None else seed, int, "--seed", 0)
+    names = list(VARIANTS) if variant == "all" else [get_variant(variant) and variant]
     select_device(device)  # fail on a bad device before loading 180 MB of data
-    overrides = {k: v for k, v in {"batch_size": batch_size, "lr": lr}.items() if v is not None}
-    configs = [replace(TrainConfig(variant=v, epochs=epochs, seed=seed, device=device,
-                                   smoke=smoke), **overrides) for v in names]
-    root = SMOKE if smoke else ART
-    out = root / "lenet"
-    raw, info = load_dataset(source, allow_unofficial_data)
-    code = _code("data", "preprocess", "model", "train")
-    for config in configs:
-        key = A.task_key({"config": asdict(config), "md5s": info["md5s"],
-                          "split": info["split"]}, code)
-        name = f"train:{config.variant}"
-        if not force and A.is_up_to_date(root, name, key):
-            print(f"{name}: up to date (use --force to retrain)")
-            continue
-        print(f"{name}: {config.preprocess} inputs, {1 if config.smoke else config.epochs} epochs, "
-              f"batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
-        (x_tr, x_va, x_te), stats = preprocess(raw["x_train"], raw["x_val"], raw["x_test"],
-                                               mode=config.preprocess)
-        arrays = {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va,
-                  "y_val": raw["y_val"], "x_test": x_te, "y_test": raw["y_test"]}
-        result = fit(config, arrays, progress=not quiet)
-        del arrays, x_tr, x_va, x_te
+    configs = [replace(TrainConfig(variant=v, epochs=epochs, seed=seed, device=device, smoke=smoke),
+                       **overrides) for v in names]
+    folder = S.run_folder(S.settings_of(configs[0]))
+    root = Path(root) if root else ART if folder is None else RUNS / folder
+    if folder and root != ART:
+        print(f"train: settings differ from the reference ({folder}); writing to {_rel(root)}, "
+              "artifacts/ is untouched")
+    store = _store("train", root)
+    batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
+    keys = {cf.variant: stage_key(S.train_key_config(cf, info), S.code_files("train"), repo=ROOT)
+            for cf in configs}
+    todo = [cf for cf in configs if force or not store.is_up_to_date(f"train:{cf.variant}", keys[cf.variant])]
+    for cf in set(configs) - set(todo):
+        _skip(f"train:{cf.variant}")
+    raw = S.load_dataset(source, allow_unofficial_data, CACHE)[0] if todo else None
+    for config in todo:
+        print(f"train:{config.variant}: {config.preprocess} inputs, {1 if config.smoke else config.epochs} "
+              f"epochs, batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
+        (x_tr, x_va, x_te), _ = preprocess(raw["x_train"], raw["x_val"], raw["x_test"], mode=config.preprocess)
+        result = fit(config, {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va,
+                              "y_val": raw["y_val"], "x_test": x_te, "y_test": raw["y_test"]},
+                     progress=not quiet)
         # Peak resident memory of this process so far: data + preprocessing + training.
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result["y_test"] = raw["y_test"]
-        paths = write_run(out, config, result, info, CLASSES)
-        A.record(root, name, key, paths,
-                 {"config": asdict(config), "seeds": {"seed": config.seed,
-                                                      "split_seed": info["split"]["seed"]},
-                  "device": result["device"], "data": data_provenance(info)})
+        result.update(peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      y_test=raw["y_test"])
+        summary = store.read_csv("lenet/summary.csv") if store.exists("lenet/summary.csv") else []
+        paths = store.write_all(S.train_outputs(config, result, info, D.CLASSES, summary))
+        store.record(f"train:{config.variant}", keys[config.variant], paths,
+                     _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
+                                 result["device"]))
         f = result["final"]
-        print(f"{name}: test accuracy {f['test_accuracy']:.2%}, best val "
+        print(f"train:{config.variant}: test accuracy {f['test_accuracy']:.2%}, best val "
               f"{f['best_val_accuracy']:.2%}, {f['train_seconds']:.1f} s, "
-              f"{f['images_per_second']:.0f} img/s -> {_rel(out / config.variant)}")
+              f"{f['images_per_second']:.0f} img/s -> {_rel(root / 'lenet' / config.variant)}")
+    return bool(todo)
 
 
-# --- seeds, ablation: many runs on Dask -------------------------------------------------------
+# --- seeds, ablation, dropout: many runs on Dask ---------------------------------------------
 
 SWEEP_HELP = {
-    "epochs": "training epochs per run (default 20, as in the homework)",
+    "epochs": "training epochs per run (default 20, as in the homework; other values write to build/runs/)",
     "jobs": "worker processes of the local Dask cluster (default: one per core)",
     "scheduler": "address of an existing Dask scheduler (tcp://host:8786) instead of a local "
                  "cluster; its workers need this repository on PYTHONPATH and the data at the same path",
@@ -262,121 +204,77 @@ SWEEP_HELP = {
 }
 
 
-def _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data, train_eval_size=0):
-    """Checked flags, the verified data and what the workers need: (config, ref, info)."""
+def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, train_eval_size=0):
+    """Checked flags, the verified data, the store (artifacts/ for the reference's epochs, else
+    build/runs/epochsN/) and what the workers need: (n, jobs, config, ref, info, store)."""
+    from pipeline import contract
     from pipeline import data as D
-    from pipeline.errors import UserError
+    from pipeline import stages as S
     from pipeline.sweep import DataRef, SweepConfig, default_jobs
-    seeds, epochs, jobs = (_parse(seeds, int, "--seeds"), _parse(epochs, int, "--epochs"),
-                           _parse(jobs, int, "--jobs"))
-    for flag, value in (("--seeds", seeds), ("--epochs", epochs), ("--jobs", jobs)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+    n = _number(seeds, int, "--seeds", 2)  # the analyses need at least two seeds
+    epochs, jobs = _number(epochs, int, "--epochs", 1), _number(jobs, int, "--jobs", 1)
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
     # One worker process per core, each run single-threaded; fewer jobs get more threads each.
     threads = max(1, default_jobs() // jobs) if jobs else 1
     config = SweepConfig(epochs=epochs, threads=threads, train_eval_size=train_eval_size)
-    ref = DataRef(str(batch_dir), info["md5s"], tuple(EXPECTED_COUNTS), VAL_SIZE, SPLIT_SEED)
-    return seeds, jobs, config, ref, info
+    ref = DataRef(str(batch_dir), info["md5s"], tuple(S.EXPECTED_COUNTS), S.VAL_SIZE, S.SPLIT_SEED)
+    root = ART if epochs == contract.REFERENCE["epochs"] else RUNS / f"epochs{epochs}"
+    if root != ART:
+        print(f"{task_name}: {epochs} epochs is not the reference's; writing to {_rel(root)}")
+    return n, jobs, config, ref, info, _store(task_name, root)
 
 
-def _config_id(config, ref) -> str:
-    """Names what makes two runs comparable (not threads or jobs, which change only speed)."""
-    import hashlib
-    ident = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
-             "md5s": ref.md5s, "val_size": ref.val_size, "split_seed": ref.split_seed}
-    if config.train_eval_size:  # only the dropout experiment's runs measure it
-        ident["train_eval_size"] = config.train_eval_size
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+def _sweep_provenance(config_, n, config, info):
+    from pipeline import stages as S
+    return _provenance(config_, info, {"seeds": list(range(n)), "split_seed": S.SPLIT_SEED},
+                       f"cpu ({config.threads} thread(s) per run)")
 
 
-def _sweep_history(previous: Path, config_id: str, sweep: dict) -> list[dict]:
-    """Every invocation that trained runs for this config (a resumed sweep has several), so the
-    reported sweep time survives a later rerun that only redoes the analysis."""
-    from pipeline import artifacts as A
-    prev = A.read_json(previous, {}) if previous.exists() else {}
-    history = []
-    if prev.get("config", {}).get("config_id") == config_id:
-        history = prev.get("sweeps") or ([prev["sweep"]] if prev.get("sweep") else [])
-    if sweep["runs"]:
-        history = [*history, {**sweep, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
-    return history
-
-
-def _read_rows(path: Path) -> tuple[list[str] | None, list[dict]]:
-    import csv
+def _read_raw(store, rel):
+    """A resumable sweep's own rows, read without verification: the sweep validates them row by
+    row and redoes what it cannot use."""
+    from pipeline.store import parse_csv
+    path = store.root / rel
     if not path.exists():
         return None, []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        return reader.fieldnames, list(reader)
+    return parse_csv(path.read_bytes().decode("utf-8", errors="replace"))
 
 
-@task(help={"seeds": "seeds per variant (default 5; seeds 0..N-1)", **SWEEP_HELP,
-            **DATA_HELP, "force": "retrain seeds already in summary.csv (all but the reference runs)"})
+@task(help={"seeds": "seeds per variant (default 5; seeds 0..N-1, seed 0 is `invoke train`'s run)",
+            **SWEEP_HELP, **DATA_HELP, "force": "retrain the extra seeds (never the reference runs)"})
 @user_errors
 def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=None,
           allow_unofficial_data=False, force=False):
-    """Both LeNet variants over several seeds: summary.csv rows, mean, 95% CI, paired comparison."""
-    from pipeline import ablation as AB
-    from pipeline import artifacts as A
-    from pipeline import stats
-    from pipeline.errors import UserError
-    from pipeline.model import VARIANTS, spec_name
-    from pipeline.sweep import run_sweep, spec
-    n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data)
-    out = ART / "lenet"
-    summary_path = out / "summary.csv"
-    if not summary_path.exists():
-        raise UserError(f"{_rel(summary_path)} is missing; run `invoke train` first (seed 0 of each "
-                        "variant is the reference run, with its logs and weights)")
-    rows = A.read_csv(summary_path)
+    """Both LeNet variants over several seeds: mean, 95% CI, paired comparison."""
+    from pipeline import stages as S
+    from pipeline.store import stage_key
+    from pipeline.sweep import run_sweep
+    n, jobs, config, ref, info, store = _sweep_setup("seeds", seeds, epochs, jobs, source, allow_unofficial_data)
+    if not store.exists("lenet/summary.csv"):
+        raise Exit(f"error: {_rel(store.root / 'lenet/summary.csv')} is missing; run `invoke train` "
+                   f"first (seed 0 of each variant is the reference run)", code=1)
+    summary = store.read_csv("lenet/summary.csv")
+    reference = S.seeds_reference(summary, config)
+    cid = S.config_id(config, ref)
+    key = stage_key({"config_id": cid, "seeds": n, "reference": reference})
+    runs = store.read_csv("lenet/seed_runs.csv") if store.exists("lenet/seed_runs.csv") else []
+    rows, todo = S.seeds_todo(runs, n, config, force)
+    provenance = _sweep_provenance({"seeds": n, **asdict(config), "config_id": cid}, n, config, info)
 
-    def same_settings(r):
-        return (int(r["epochs"]), int(r["batch_size"]), float(r["lr"])) == (config.epochs, config.batch_size, config.lr)
-    names = {spec_name(v.preprocess, v.batch_norm, v.dropout > 0): k for k, v in VARIANTS.items()}
-    # Seed 0 is the reference run of `invoke train` (with its logs, confusion matrix and weights);
-    # the other seeds must use the same settings, or they are not repeats of it.
-    for name in VARIANTS:
-        if not any(r["variant"] == name and int(r["seed"]) == 0 and same_settings(r) for r in rows):
-            raise UserError(f"{_rel(summary_path)} has no seed-0 run of {name} with {config.epochs} "
-                            f"epochs, batch {config.batch_size}, lr {config.lr}; run `invoke train "
-                            f"--epochs {config.epochs}` first")
-    done = {(r["variant"], int(r["seed"])) for r in rows if same_settings(r)
-            and not (force and int(r["seed"]) > 0)}
-    todo = [spec(v.preprocess, v.batch_norm, v.dropout > 0, False, s) for s in range(n)
-            for name, v in VARIANTS.items() if (name, s) not in done]
-
-    def on_result(r):
-        variant = names[spec_name(r["preprocess"], r["batch_norm"], r["dropout"])]
-        row = {**r, "variant": variant, "batch_size": config.batch_size, "lr": config.lr,
-               "official_data": info["official"]}
+    def on_result(r):  # saved and recorded after every run: a killed sweep keeps what finished
         nonlocal rows
-        rows = sorted([x for x in rows if (x["variant"], int(x["seed"])) != (variant, r["seed"])] + [row],
-                      key=lambda x: (x["variant"], int(x["seed"])))
-        A.write_csv(summary_path, rows, SUMMARY_COLUMNS)
+        rows = S.merge_rows(rows, S.seeds_row(r, config, info["official"]))
+        store.record("seeds", key, [store.write("lenet/seed_runs.csv", rows)], provenance)
 
-    print(f"seeds: {len(done)} runs already in {_rel(summary_path)}, {len(todo)} to train")
+    print(f"seeds: {len(rows)} extra runs already in {_rel(store.root / 'lenet/seed_runs.csv')}, {len(todo)} to train")
     sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
-    rows = [r for r in A.read_csv(summary_path) if same_settings(r) and int(r["seed"]) < n]
-    found = AB.seeds_summary(rows, list(VARIANTS))
-    config_id = _config_id(config, ref)
-    result = {"config": {"seeds": n, **asdict(config), "config_id": config_id}, **found,
-              "level": stats.LEVEL, "sweeps": _sweep_history(out / "seeds.json", config_id, sweep)}
-    per_variant = found["variants"]
-    table = [{"variant": v, **{k: s[k] for k in AB.SEEDS_COLUMNS[1:]}} for v, s in per_variant.items()]
-    paths = [summary_path, A.write_json(out / "seeds.json", result),
-             A.write_csv(out / "seeds.csv", table, AB.SEEDS_COLUMNS)]
-    A.record(ART, "seeds", config_id, paths,
-             {"config": result["config"], "seeds": {"seeds": list(range(n)), "split_seed": SPLIT_SEED},
-              "device": f"cpu ({config.threads} thread(s) per run)", "data": data_provenance(info)})
-    for v, s in per_variant.items():
+    previous = store.previous("lenet/seeds.json")
+    out = S.seeds_outputs(summary, rows, n, config, cid, previous, sweep)
+    store.record("seeds", key, store.write_all(out), provenance)
+    for v, s in out["lenet/seeds.json"]["variants"].items():
         print(f"seeds {v}: {100 * s['mean']:.2f}% +- {100 * s['std']:.2f} (n={s['n']}, 95% CI "
               f"{100 * s['ci_low']:.2f} to {100 * s['ci_high']:.2f})")
-    p = result["paired"]
-    a, b = p["a"], p["b"]
-    print(f"seeds: {a} - {b} = {100 * p['mean']:+.2f} pp (95% CI {100 * p['ci_low']:+.2f} to "
-          f"{100 * p['ci_high']:+.2f}, p = {p['p']:.2g}) -> {_rel(out / 'seeds.json')}")
+    print(f"seeds: {out['lenet/seeds.json']['sentence']}")
 
 
 @task(help={"seeds": "seeds per cell (default 3; seeds 0..N-1)", **SWEEP_HELP,
@@ -387,59 +285,38 @@ def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, qui
              source=None, allow_unofficial_data=False, force=False):
     """Factorial ablation preprocess x BN x dropout over seeds on Dask: runs, effects, plots."""
     from pipeline import ablation as AB
-    from pipeline import artifacts as A
-    from pipeline import plots as P
-    from pipeline import stats
+    from pipeline import stages as S
     from pipeline.sweep import run_sweep
-    n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data)
-    out = ART / "ablation"
-    runs_path = out / "runs.csv"
-    config_id = _config_id(config, ref)
-    header, raw_rows = _read_rows(runs_path)
-    rows, problems = AB.read_runs(header, raw_rows, config_id)
-    for problem in problems:
-        print(f"ablation: {_rel(runs_path)} {problem}", file=sys.stderr)
-    if problems:  # keep the file as it was, for a look; the rewrite below drops the bad lines
-        shutil.copyfile(runs_path, runs_path.with_name("runs.rejected.csv"))
-    if force:
-        rows = []
+    n, jobs, config, ref, info, store = _sweep_setup("ablation", seeds, epochs, jobs, source, allow_unofficial_data)
+    cid = S.config_id(config, ref)
+    rows, problems = AB.read_runs(*_read_raw(store, "ablation/runs.csv"), cid)
+    if problems:  # the file as it was goes aside, never overwritten; the bad lines are redone
+        aside = REJECTED / f"ablation-runs-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store.root / "ablation/runs.csv", aside)
+        for problem in problems:
+            print(f"ablation: runs.csv {problem} (original kept in {_rel(aside)})", file=sys.stderr)
+    rows = [] if force else rows
     done = {AB.key_of(r) for r in rows}
     todo = [s for s in AB.design(n, augment) if AB.key_of(s) not in done]
+    provenance = _sweep_provenance({"seeds": n, "augment": augment, **asdict(config), "config_id": cid}, n, config, info)
 
     def save():
         rows.sort(key=AB.key_of)
-        return A.write_csv(runs_path, rows, AB.RUN_COLUMNS)
+        store.record("ablation", cid, [store.write("ablation/runs.csv", rows)], provenance)
 
     def on_result(r):
-        rows.append({**r, "config": config_id})
+        rows.append({**r, "config": cid})
         save()
 
-    if problems or force:
-        save()
-    print(f"ablation: {len(done)} runs already in {_rel(runs_path)}, {len(todo)} to train")
+    print(f"ablation: {len(done)} runs already in runs.csv, {len(todo)} to train")
     sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
-    found = AB.analyse(rows, n, augment)
-    used, effects, cells = found["used"], found["effects"], found["cells"]
-    summary = {"config": {"seeds": n, "augment": augment, **asdict(config), "config_id": config_id},
-               "factors": {k: list(v) for k, v in AB.FACTORS.items()}, "response": AB.RESPONSE,
-               "level": stats.LEVEL, "runs": len(used),
-               "sweeps": _sweep_history(out / "summary.json", config_id, sweep),
-               "sum_train_seconds": sum(r["train_seconds"] for r in used),
-               "augmentation": found["augmentation"], "published_source": AB.PUBLISHED_SOURCE,
-               "conclusion": found["conclusion"],
-               "rejected_lines": problems}
-    paths = [save(), A.write_csv(out / "effects.csv", effects, AB.EFFECT_COLUMNS),
-             A.write_csv(out / "cells.csv", cells, AB.CELL_COLUMNS),
-             A.write_json(out / "summary.json", summary)]
-    for name, fig in P.ablation_figures(used, effects, AB.FACTORS).items():
-        for ext in ("png", "svg"):
-            paths.append(A.write_bytes(out / f"{name}.{ext}", P.to_bytes(fig, ext)))
-    A.record(ART, "ablation", config_id, paths,
-             {"config": summary["config"], "seeds": {"seeds": list(range(n)), "split_seed": SPLIT_SEED},
-              "device": f"cpu ({config.threads} thread(s) per run)", "data": data_provenance(info)})
-    minutes = sum(x["wall_seconds"] for x in summary["sweeps"]) / 60
-    print(f"ablation: {len(used)} runs, sweep {minutes:.1f} min in {len(summary['sweeps'])} "
-          f"invocation(s) -> {_rel(out)}")
+    previous = store.previous("ablation/summary.json")
+    out = AB.outputs(rows, n, augment, provenance["config"], S.sweep_history(previous, cid, sweep), problems)
+    store.record("ablation", cid, store.write_all(out), provenance)
+    summary = out["ablation/summary.json"]
+    print(f"ablation: {summary['runs']} runs, sweep {sum(x['wall_seconds'] for x in summary['sweeps']) / 60:.1f} "
+          f"min in {len(summary['sweeps'])} invocation(s) -> {_rel(store.root / 'ablation')}")
     for line in summary["conclusion"]:
         print(f"  {line}")
 
@@ -451,326 +328,176 @@ def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, qui
 def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=False, source=None,
             allow_unofficial_data=False, force=False):
     """CS182 5(c): model 1 with dropout p in {0, .25, .5, .75} over seeds: curves and the gap."""
-    from pipeline import artifacts as A
     from pipeline import dropout as DO
-    from pipeline import plots as P
-    from pipeline import stats
+    from pipeline import stages as S
     from pipeline.sweep import run_sweep
     p_values = DO.check_p_values(str(probs).split(",")) if probs is not None else DO.P_VALUES
-    n, jobs, config, ref, info = _sweep_setup(seeds, epochs, jobs, source, allow_unofficial_data,
-                                              train_eval_size=DO.TRAIN_EVAL_SIZE)
-    out = ART / "cs182" / "dropout"
-    config_id = _config_id(config, ref)
-    runs_path, curves_path = out / "runs.csv", out / "curves.csv"
-    runs, curves = ([], []) if force else DO.read_rows(_read_rows(runs_path)[1], _read_rows(curves_path)[1],
-                                                        config_id, config.epochs)
+    n, jobs, config, ref, info, store = _sweep_setup("dropout", seeds, epochs, jobs, source,
+                                                     allow_unofficial_data, DO.TRAIN_EVAL_SIZE)
+    cid = S.config_id(config, ref)
+    runs, curves = ([], []) if force else DO.read_rows(_read_raw(store, "cs182/dropout/runs.csv")[1],
+                                                        _read_raw(store, "cs182/dropout/curves.csv")[1],
+                                                        cid, config.epochs)
     done = {(r["p"], r["seed"]) for r in runs}
     todo = [s for s in DO.design(n, p_values) if (s["dropout"], s["seed"]) not in done]
+    provenance = _sweep_provenance({"seeds": n, "p_values": list(p_values), "preprocess": DO.PREPROCESS,
+                                    "batch_norm": DO.BATCH_NORM, **asdict(config), "config_id": cid},
+                                   n, config, info)
 
-    def save():  # curves first: a run counts as done only once runs.csv lists it
-        runs.sort(key=lambda r: (r["p"], r["seed"]))
-        curves.sort(key=lambda r: (r["p"], r["seed"], r["epoch"]))
-        return [A.write_csv(curves_path, curves, DO.CURVE_COLUMNS),
-                A.write_csv(runs_path, runs, DO.RUN_COLUMNS)]
-
-    def on_result(result):
-        run, rows = DO.run_rows(result, config_id)
+    def on_result(result):  # curves first: a run counts as done only once runs.csv lists it
+        run, rows = DO.run_rows(result, cid)
         runs.append(run)
         curves.extend(rows)
-        save()
+        runs.sort(key=lambda r: (r["p"], r["seed"]))
+        curves.sort(key=lambda r: (r["p"], r["seed"], r["epoch"]))
+        store.record("dropout", cid, [store.write("cs182/dropout/curves.csv", curves),
+                                      store.write("cs182/dropout/runs.csv", runs)], provenance)
 
-    print(f"dropout: {len(done)} runs already in {_rel(runs_path)}, {len(todo)} to train")
+    print(f"dropout: {len(done)} runs already in runs.csv, {len(todo)} to train")
     sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
-    wanted = {(p_, s) for p_ in p_values for s in range(n)}
-    used = [r for r in runs if (r["p"], r["seed"]) in wanted]
-    summary = DO.summarise(used)
-    result = {"config": {"seeds": n, "p_values": list(p_values), "preprocess": DO.PREPROCESS,
-                         "batch_norm": DO.BATCH_NORM, **asdict(config), "config_id": config_id},
-              "variants": {f"{p_:g}": DO.variant_of(p_) for p_ in p_values}, "level": stats.LEVEL,
-              "runs": len(used), "summary": summary, "conclusion": DO.conclusion(summary),
-              "repeat_of_ablation": DO.repeat_of_ablation(
-                  used, _read_rows(ART / "ablation" / "runs.csv")[1]) if config.epochs == 20 else None,
-              "sweeps": _sweep_history(out / "summary.json", config_id, sweep),
-              "sum_train_seconds": sum(r["train_seconds"] for r in used)}
-    fig = P.dropout_figure([c_ for c_ in curves if (c_["p"], c_["seed"]) in wanted], summary)
-    paths = [*save(), A.write_csv(out / "summary.csv", summary, DO.SUMMARY_COLUMNS),
-             A.write_json(out / "summary.json", result)]
-    paths += [A.write_bytes(out / f"{P.DROPOUT_CURVES}.{ext}", P.to_bytes(fig, ext)) for ext in ("png", "svg")]
-    A.record(ART, "dropout", config_id, paths,
-             {"config": result["config"], "seeds": {"seeds": list(range(n)), "split_seed": SPLIT_SEED},
-              "device": f"cpu ({config.threads} thread(s) per run)", "data": data_provenance(info)})
-    for s_ in summary:
+    previous = store.previous("cs182/dropout/summary.json")
+    ablation_runs = _read_raw(store, "ablation/runs.csv")[1] if config.epochs == 20 else None
+    out = DO.outputs(runs, curves, n, p_values, provenance["config"], S.sweep_history(previous, cid, sweep),
+                     ablation_runs)
+    store.record("dropout", cid, store.write_all(out), provenance)
+    for s_ in out["cs182/dropout/summary.json"]["summary"]:
         print(f"dropout p={s_['p']:g}: train {100 * s_['train_eval_accuracy']:.2f}% val "
               f"{100 * s_['val_accuracy']:.2f}% gap {100 * s_['gap']:.2f} pp test {100 * s_['test_accuracy']:.2f}%")
-    for line in result["conclusion"]:
+    for line in out["cs182/dropout/summary.json"]["conclusion"]:
         print(f"  {line}")
 
 
-def _recorded(path: Path) -> dict | None:
-    """Commit and time of an artifact as the manifest recorded them."""
-    from pipeline import artifacts as A
-    entry = A.read_json(ART / "manifest.json", {}).get("artifacts", {}).get(path.relative_to(ART).as_posix())
-    return {k: entry[k] for k in ("commit", "dirty", "timestamp")} if entry else None
-
-
-def _own_log_figure(log: list[dict]) -> list[Path]:
-    """The own CNN's training log as a figure, artifacts/own_cnn/own_cnn_log.{png,svg}
-    (drawn by train-own after its run, and by plots from the log.csv it wrote)."""
-    from pipeline import artifacts as A
-    from pipeline import plots as P
-    rows = [{k: float(v) for k, v in r.items()} for r in log]
-    fig = P.own_log_figure(rows)
-    return [A.write_bytes(ART / "own_cnn" / f"{P.OWN_LOG}.{ext}", P.to_bytes(fig, ext)) for ext in ("png", "svg")]
-
-
-def _own_arrays(raw: dict, splits=("train", "val", "test")) -> dict:
-    """The splits the own CNN sees, per-channel standardised with training statistics."""
-    from pipeline.preprocess import preprocess
-    (x_tr, x_va, x_te), _ = preprocess(raw["x_train"], raw["x_val"], raw["x_test"], mode="per_channel")
-    arrays = {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va, "y_val": raw["y_val"],
-              "x_test": x_te, "y_test": raw["y_test"]}
-    return {k: v for k, v in arrays.items() if k.split("_")[1] in splits}
-
+# --- the own CNN (CS182 5(d)) ----------------------------------------------------------------
 
 @task(name="train-own",
       help={"search": "run the hyperparameter search (validation only) instead of the final run",
             "epochs": "epochs of the final run (default: as many as fit the budget, from the search)",
-            "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps",
-            **DATA_HELP, **FORCE_HELP})
+            **DEVICE_HELP, **DATA_HELP, **FORCE_HELP})
 @user_errors
 def train_own(c, search=False, epochs=None, device="auto", source=None,
               allow_unofficial_data=False, force=False):
     """CS182 5(d): our own CNN. --search tries configurations on validation data; without it,
     train the chosen one and report test accuracy once -> artifacts/own_cnn/."""
-    from pipeline import artifacts as A
     from pipeline import own_cnn as O
-    from pipeline import plots as P
-    from pipeline.errors import UserError
+    from pipeline import stages as S
+    from pipeline.store import stage_key
     from pipeline.train import device_description, select_device
     dev = select_device(device)
-    epochs = _parse(epochs, int, "--epochs")
-    out = ART / "own_cnn"
-    raw, info = load_dataset(source, allow_unofficial_data)
-    code = _code("data", "preprocess", "train", "own_cnn")
+    epochs = _number(epochs, int, "--epochs", 1)
+    raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     if search:
-        arrays = _own_arrays(raw, ("train", "val"))  # the test set is not even loaded
-        path = out / "search.csv"
-        rows = [r for r in (A.read_csv(path) if path.exists() and not force else [])
-                if r.get("data_md5") == info["md5s"]["data_batch_1"]]
-        for stage in range(len(O.SEARCH)):
-            earlier = [r for r in rows if r["trial"] in {t for st in O.SEARCH[:stage] for t in st}]
-            for trial, overrides in O.stage_trials(stage, earlier).items():
-                config = replace(O.OwnConfig(device=device), **overrides)
-                done = [r for r in rows if r["trial"] == trial]
-                if done and O.overrides_of(done[0]) == O.overrides_of(O.search_row(config, {})):
-                    continue  # resumable: a trial already run with these settings is kept
-                rows = [r for r in rows if r["trial"] != trial]
-                print(f"search stage {stage + 1} {trial}: {O.describe(asdict(config))}")
-                try:
-                    result = O.fit(config, arrays, dev)
-                except FloatingPointError as e:  # a learning rate too high diverges: a result, not a crash
-                    print(f"search {trial}: diverged ({e}); recorded with validation accuracy 0")
-                    result = {"final": {"val_accuracy": 0.0, "train_seconds": 0.0},
-                              "params": O.count_params(O.OwnCNN(config.widths))}
-                f = result["final"]
-                rows.append({"trial": trial, **O.search_row(config, overrides), "val_accuracy": f["val_accuracy"],
-                             "train_seconds": f["train_seconds"], "params": result["params"],
-                             "device": device_description(dev), "data_md5": info["md5s"]["data_batch_1"]})
-                A.write_csv(path, rows, O.SEARCH_COLUMNS)  # after every trial: resumable
-                print(f"search {trial}: val {f['val_accuracy']:.2%} in {f['train_seconds']:.0f} s")
+        store = _store("train-own --search")
+        key = stage_key({"search": O.SEARCH, "md5s": info["md5s"]}, S.code_files("train-own"), repo=ROOT)
+        provenance = _provenance({"stages": O.SEARCH, "trial_epochs": O.TRIAL_EPOCHS, "base": asdict(O.OwnConfig())},
+                                 info, {"seed": O.OwnConfig().seed, "split_seed": S.SPLIT_SEED}, device_description(dev))
+        previous = [] if force else _read_raw(store, "own_cnn/search.csv")[1]
+        rows = S.own_search(previous, S.own_arrays(raw, ("train", "val")), dev, device_description(dev),
+                            info["md5s"]["data_batch_1"],  # the test set is not even loaded
+                            lambda rows: store.record("own-search", key, [store.write("own_cnn/search.csv", rows)], provenance))
         chosen = O.choose(rows)
-        paths = [A.write_csv(path, rows, O.SEARCH_COLUMNS),
-                 A.write_json(out / "chosen.json", chosen)]
-        A.record(ART, "own_search", A.task_key({"search": O.SEARCH, "md5s": info["md5s"]}, code), paths,
-                 {"config": {"stages": O.SEARCH, "trial_epochs": O.TRIAL_EPOCHS, "base": asdict(O.OwnConfig())},
-                  "seeds": {"seed": O.OwnConfig().seed, "split_seed": SPLIT_SEED},
-                  "device": device_description(dev), "data": data_provenance(info)})
-        print(f"search: chose {chosen['trial']} (val {chosen['val_accuracy']:.2%}) -> {_rel(out / 'chosen.json')}")
+        store.record("own-search", key, store.write_all({"own_cnn/search.csv": rows, "own_cnn/chosen.json": chosen}),
+                     provenance)
+        print(f"search: chose {chosen['trial']} (val {chosen['val_accuracy']:.2%})")
         return
-    chosen = A.read_json(out / "chosen.json", None)
-    if chosen is None:
-        raise UserError(f"{_rel(out / 'chosen.json')} is missing; run `invoke train-own --search` first")
+    store = _store("train-own")
+    chosen = store.read_json("own_cnn/chosen.json")
     config = replace(O.OwnConfig(device=device), **{
         **O.overrides_of(chosen), "epochs": epochs if epochs is not None else int(chosen["final_epochs"])})
-    key = A.task_key({"config": asdict(config), "md5s": info["md5s"], "split": info["split"]}, code)
-    if not force and A.is_up_to_date(ART, "train_own", key):
-        print("train-own: up to date (use --force to retrain)")
-        return
+    key = stage_key({"config": {k: v for k, v in asdict(config).items() if k != "device"},
+                     **S.data_key_config(info)}, S.code_files("train-own"), repo=ROOT)
+    if not force and store.is_up_to_date("train-own", key):
+        return _skip("train-own")
     print(f"train-own: {O.describe(asdict(config))} on {device_description(dev)}")
-    result = O.fit(config, _own_arrays(raw), dev)
+    result = O.fit(config, S.own_arrays(raw), dev)
+    previous = store.previous("own_cnn/metrics.json")
+    entry = store.manifest()["artifacts"].get("own_cnn/metrics.json")
+    out = S.own_outputs(config, chosen, result, info, device_description(dev), raw["y_test"], previous, entry)
+    store.record("train-own", key, store.write_all(out),
+                 _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
+                             device_description(dev)))
     f = result["final"]
-    row = {"variant": "own_cnn", "seed": config.seed, "epochs": config.epochs,
-           "preprocess": "per_channel", "batch_size": config.batch_size, "lr": config.lr,
-           "test_accuracy": f["test_accuracy"], "test_loss": f["test_loss"],
-           "best_val_accuracy": f["val_accuracy"], "best_val_epoch": config.epochs,
-           "final_train_loss": f["final_train_loss"], "final_train_accuracy": f["final_train_accuracy"],
-           "train_seconds": f["train_seconds"], "eval_seconds": f["eval_seconds"],
-           "images_per_second": f["images_per_second"], "params": result["params"],
-           "device": device_description(dev), "official_data": info["official"]}
-    # Every earlier final run stays on record: the test set is used once per final run, and a
-    # reader should see all of them, not only the last.
-    previous = A.read_json(out / "metrics.json", None) if (out / "metrics.json").exists() else None
-    history = (previous or {}).get("history", [])
-    if previous and "final" in previous:
-        history = [*history, {"config": previous["config"], "chosen_trial": previous["chosen"]["trial"],
-                              "test_accuracy": previous["final"]["test_accuracy"],
-                              "val_accuracy": previous["final"]["val_accuracy"],
-                              "train_seconds": previous["final"]["train_seconds"],
-                              "device": previous["device"],
-                              "recorded": previous.get("recorded") or _recorded(out / "metrics.json")}]
-    metrics = {"config": asdict(config), "chosen": chosen, "final": f, "params": result["params"],
-               "device": device_description(dev), "budget_seconds": O.BUDGET_SECONDS,
-               "budget_share": O.BUDGET_SHARE, "budget_used": f["train_seconds"] / O.BUDGET_SECONDS,
-               "within_budget": f["train_seconds"] <= O.BUDGET_SECONDS, "data": data_provenance(info),
-               "recorded": {**A.git_state(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-               "history": history}
-    paths = [A.write_csv(out / "summary.csv", [row], SUMMARY_COLUMNS),
-             A.write_csv(out / "log.csv", result["log"]),
-             A.write_json(out / "metrics.json", metrics),
-             _write_predictions(out / "predictions.csv", raw["y_test"], result["test_predictions"]),
-             A.write_torch(out / "weights.pt", result["state_dict"])]
-    paths += _own_log_figure(result["log"])
-    A.record(ART, "train_own", key, paths,
-             {"config": asdict(config), "seeds": {"seed": config.seed, "split_seed": SPLIT_SEED},
-              "device": device_description(dev), "data": data_provenance(info)})
     print(f"train-own: test accuracy {f['test_accuracy']:.2%} (val {f['val_accuracy']:.2%}), "
-          f"{f['train_seconds']:.0f} s training ({f['train_seconds'] / 60:.1f} min), "
-          f"{result['params']:,} parameters -> {_rel(out)}")
+          f"{f['train_seconds']:.0f} s training, {result['params']:,} parameters; `invoke plots` draws its log")
 
 
-# --- plots, answers, docs ------------------------------------------------------------------
+# --- plots, answers, layers, filters ---------------------------------------------------------
 
 @task(help=FORCE_HELP)
 @user_errors
 def plots(c, force=False):
-    """Render learning curves, confusion matrices and the sample grid from artifacts/."""
+    """Learning curves, confusion matrices, per-class accuracy, the sample grid, the own CNN's
+    log, and the sentences the results page states (lenet/findings.json)."""
     import numpy as np
     import pandas as pd
 
-    from pipeline import artifacts as A
-    from pipeline import plots as P
+    from pipeline import stages as S
     from pipeline.errors import UserError
-    summary = ART / "lenet" / "summary.csv"
-    dataset = ART / "data" / "dataset.json"
-    samples = CACHE / SAMPLES
-    for p in (summary, dataset, samples):
-        if not p.exists():
-            raise UserError(f"{_rel(p)} is missing; run `invoke data` and `invoke train` first")
-    variants = list(dict.fromkeys(r["variant"] for r in A.read_csv(summary)))
-    inputs = [summary, dataset, samples]
-    for v in variants:
-        inputs += [ART / "lenet" / v / "log.csv", ART / "lenet" / v / "confusion.csv",
-                   ART / "lenet" / v / "predictions.csv"]
-    own_log = ART / "own_cnn" / "log.csv"  # `invoke train-own`'s, when it has run
-    if own_log.exists():
-        inputs.append(own_log)
-    key = A.task_key({"variants": variants}, _code("plots"), inputs)
-    if not force and A.is_up_to_date(ART, "plots", key):
-        print("plots: up to date (use --force to redo)")
-        return
-    info = A.read_json(dataset)
-    classes = info["classes"]
-    logs = {v: pd.read_csv(ART / "lenet" / v / "log.csv") for v in variants}
-    cms = {v: pd.read_csv(ART / "lenet" / v / "confusion.csv", index_col=0).to_numpy()
-           for v in variants}
+    from pipeline.store import stage_key
+    store, samples = _store("plots"), CACHE / S.SAMPLES
+    if not samples.exists():
+        raise UserError(f"{_rel(samples)} is missing; run `invoke data` first")
+    summary = store.read_csv("lenet/summary.csv")
+    variants = [r["variant"] for r in summary]
+    inputs = ["lenet/summary.csv", "data/dataset.json",
+              *[f"lenet/{v}/{f}" for v in variants for f in ("log.csv", "confusion.csv", "predictions.csv")]]
+    own = store.exists("own_cnn/log.csv")
+    inputs += ["own_cnn/log.csv"] if own else []
+    key = stage_key({"variants": variants}, S.code_files("plots"), [store.path(p) for p in inputs] + [samples], repo=ROOT)
+    if not force and store.is_up_to_date("plots", key):
+        return _skip("plots")
+    info = store.read_json("data/dataset.json")
+    logs = {v: pd.DataFrame(store.read_csv(f"lenet/{v}/log.csv")).astype(float) for v in variants}
+    cms = {v: pd.read_csv(store.path(f"lenet/{v}/confusion.csv"), index_col=0).to_numpy() for v in variants}
+    preds = {v: pd.DataFrame(store.read_csv(f"lenet/{v}/predictions.csv")).astype(int) for v in variants}
     with np.load(samples) as s:
-        images, labels, indices = s["images"][:24], s["labels"][:24], s["indices"][:24]
-    preds = {v: pd.read_csv(ART / "lenet" / v / "predictions.csv")
-             .set_index("index").loc[indices, "prediction"].to_numpy() for v in variants}
-    paths = []
-    for name, fig in P.figures(logs, cms, classes, images, labels, preds).items():
-        for ext in ("png", "svg"):
-            paths.append(A.write_bytes(ART / "plots" / f"{name}.{ext}", P.to_bytes(fig, ext)))
-    if own_log.exists():
-        paths += _own_log_figure(A.read_csv(own_log))
-    A.record(ART, "plots", key, paths, {"config": {"variants": variants}, "seeds": {},
-                                        "device": None, "data": data_provenance(info)})
-    print(f"plots: {len(paths)} files -> {_rel(ART / 'plots')}")
+        grid = s["images"][:24], s["labels"][:24], s["indices"][:24]
+    out = S.plots_outputs(summary, logs, cms, preds, info["classes"], grid,
+                          store.read_csv("own_cnn/log.csv") if own else None)
+    store.record("plots", key, store.write_all(out), _provenance({"variants": variants}, info))
+    print(f"plots: {len(out)} files -> {_rel(store.root / 'plots')}")
+    return True
 
 
 @task(help=FORCE_HELP)
 @user_errors
 def answers(c, force=False):
-    """Compute the written-question answers into artifacts/answers.json."""
-    from pipeline import artifacts as A
+    """Compute the written-question answers into artifacts/answers.json (and their figures)."""
+    from pipeline import stages as S
     from pipeline.answers import compute_all
-    code = sorted((PIPELINE / "answers").glob("*.py"))
-    key = A.task_key({}, code)
-    if not force and A.is_up_to_date(ART, "answers", key):
-        print("answers: up to date (use --force to redo)")
-        return
+    from pipeline.answers.figures import figures, png_bytes
+    from pipeline.store import stage_key
+    store = _store("answers")
+    key = stage_key({}, S.code_files("answers"), repo=ROOT)
+    if not force and store.is_up_to_date("answers", key):
+        return _skip("answers")
     result = compute_all()
-    paths = [A.write_json(ART / "answers.json", result)]
-    try:
-        from pipeline.answers.figures import figures
-    except ImportError:
-        figures = None
-    if figures is not None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        for name, fig in figures(result).items():
-            path = ART / "answers" / f"{name}.png"
-            with A.atomic_path(path) as tmp:
-                fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight",
-                            metadata={"Software": None})
-            plt.close(fig)
-            paths.append(path)
-    A.record(ART, "answers", key, paths, {"config": {}, "seeds": {}, "device": None,
-                                          "data": None})
-    print(f"answers: {len(result)} answers -> {_rel(ART / 'answers.json')}")
+    out = {"answers.json": result, **{f"answers/{name}.png": png_bytes(fig)
+                                      for name, fig in figures(result).items()}}
+    store.record("answers", key, store.write_all(out), _provenance({}))
+    print(f"answers: {len(result)} answers -> {_rel(store.root / 'answers.json')}")
+    return True
 
-
-@task(help={"strict": "fail on any warning (default true)", "site_dir": "output folder"})
-def docs(c, strict=True, site_dir="site"):
-    """Build the site with MkDocs (reads artifacts/ only; a missing artifact fails the build)."""
-    # Material >= 9.7 prints an end-of-life banner about MkDocs 2 on every build; not ours to fix.
-    c.run(f"{sys.executable} -m mkdocs build {'--strict' if strict else ''} -d {site_dir}",
-          pty=False, env={"NO_MKDOCS_2_WARNING": "1"})
-
-
-@task(help={"port": "port to serve on (127.0.0.1)"})
-def serve(c, port=8000):
-    """Preview the site with live reload at http://127.0.0.1:PORT/."""
-    c.run(f"{sys.executable} -m mkdocs serve -a 127.0.0.1:{port}", pty=False,
-          env={"NO_MKDOCS_2_WARNING": "1"})
-
-
-# --- layers: CS182's NumPy layers ----------------------------------------------------------
 
 @task(help=FORCE_HELP)
 @user_errors
 def layers(c, force=False):
     """Gradient-check the CS182 NumPy layers, time the convolutions, draw the batch-norm graph."""
-    from pipeline import artifacts as A
     from pipeline import gradcheck as G
-    from pipeline import numpy_bench
-    from pipeline import plots as P
-    from pipeline.errors import UserError
-    out = ART / "cs182"
+    from pipeline import stages as S
+    from pipeline.store import stage_key
+    store = _store("layers")
     config = {"seed": G.SEED, "threshold": G.GRADCHECK_THRESHOLD, "torch_threshold": G.TORCH_THRESHOLD}
-    key = A.task_key(config, _code("numpy_layers", "gradcheck", "numpy_bench"))
-    if not force and A.is_up_to_date(ART, "layers", key):
-        print("layers: up to date (use --force to redo)")
-        return
-    rows = G.gradient_checks(G.SEED)
-    failed = [f"{r['backward']} {r['gradient']}" for r in rows if not r["passed"]]
-    if failed:  # nothing is written: the site must never show a failing check as a result
-        raise UserError(f"{len(failed)} gradient check(s) failed ({', '.join(failed)}); fix "
-                        "pipeline/numpy_layers.py until tests/test_numpy_layers.py passes, then rerun.")
-    timings = numpy_bench.conv_timings()
-    paths = [A.write_csv(out / "gradchecks.csv", rows, G.COLUMNS),
-             A.write_json(out / "conv_timings.json", timings)]
-    fig = G.bn_graph_figure()
-    for ext in ("svg", "png"):
-        paths.append(A.write_bytes(out / f"bn_graph.{ext}", P.to_bytes(fig, ext)))
-    A.record(ART, "layers", key, paths,
-             {"config": {**config, "conv": timings["shape"], "repeats": timings["repeats"]},
-              "seeds": {"seed": G.SEED}, "device": f"cpu ({timings['torch_threads']} torch threads)",
-              "data": None})
-    print(f"layers: {len(rows)} gradient checks passed; conv forward + backward im2col "
-          f"{timings['im2col_s']:.3f} s, torch {timings['torch_s']:.3f} s, naive "
-          f"{timings['naive_s']:.1f} s -> {_rel(out)}")
+    key = stage_key(config, S.code_files("layers"), repo=ROOT)
+    if not force and store.is_up_to_date("layers", key):
+        return _skip("layers")
+    out = G.outputs(G.SEED)  # a failed check is a UserError: nothing is written
+    timings = out["cs182/conv_timings.json"]
+    store.record("layers", key, store.write_all(out),
+                 _provenance({**config, "conv": timings["shape"], "repeats": timings["repeats"]},
+                             seeds={"seed": G.SEED}, device=f"cpu ({timings['torch_threads']} torch threads)"))
+    print(f"layers: {len(out['cs182/gradchecks.csv'])} gradient checks passed; conv forward + backward im2col "
+          f"{timings['im2col_s']:.3f} s, torch {timings['torch_s']:.3f} s, naive {timings['naive_s']:.1f} s")
+    return True
 
 
 @task(help={**FORCE_HELP, "images": "how many test images to show (each of another class)"})
@@ -780,154 +507,179 @@ def filters(c, images=6, force=False):
     against torch, with their frequency responses -> artifacts/cs182/filters*."""
     import numpy as np
 
-    from pipeline import artifacts as A
-    from pipeline import filters as FI
-    from pipeline import plots as P
+    from pipeline import stages as S
     from pipeline.data import CLASSES
     from pipeline.errors import UserError
-    images = _parse(images, int, "--images")
-    if not 1 <= images <= len(CLASSES):
+    from pipeline.store import stage_key
+    images = _number(images, int, "--images", 1)
+    if images > len(CLASSES):
         raise UserError(f"--images must be between 1 and {len(CLASSES)}, got {images}")
-    samples, dataset = CACHE / SAMPLES, ART / "data" / "dataset.json"
-    if not samples.exists() or not dataset.exists():
-        raise UserError(f"{_rel(samples)} or {_rel(dataset)} is missing; run `invoke data` first")
+    store, samples = _store("filters"), CACHE / S.SAMPLES
+    if not samples.exists():
+        raise UserError(f"{_rel(samples)} is missing; run `invoke data` first")
+    info = store.read_json("data/dataset.json")
+    key = stage_key({"images": images, "md5s": info["md5s"]}, S.code_files("filters"), repo=ROOT)
+    if not force and store.is_up_to_date("filters", key):
+        return _skip("filters")
     with np.load(samples) as npz:
-        x, y, idx = npz["images"], npz["labels"], npz["indices"]
-    info = A.read_json(dataset)
-    key = A.task_key({"images": images, "md5s": info["md5s"]}, _code("filters", "numpy_layers", "plots"))
-    out = ART / "cs182"
-    if not force and A.is_up_to_date(ART, "filters", key):
-        print("filters: up to date (use --force to redo)")
-        return
-    first = [int(np.flatnonzero(y == k)[0]) for k in dict.fromkeys(y.tolist())][:images]  # one per class
-    if len(first) < images:
-        raise UserError(f"the {len(y)} cached test images hold only {len(first)} classes; "
-                        f"rerun `invoke data --samples N` with a larger N")
-    chosen = x[first]
-    outputs = FI.apply_filters(chosen)
-    diffs = FI.check(chosen)
-    if max(diffs.values()) > FI.TOLERANCE:
-        raise UserError(f"our NumPy filters differ from torch's conv2d by {max(diffs.values()):.2g} "
-                        f"(more than {FI.TOLERANCE:g}); nothing written")
-    responses = {name: FI.frequency_response(k) for name, k in FI.KERNELS.items()}
-    result = {"kernels": {k: v.tolist() for k, v in FI.KERNELS.items()},
-              "kernel_sums": {k: float(v.sum()) for k, v in FI.KERNELS.items()},
-              "test_indices": [int(idx[i]) for i in first], "classes": [CLASSES[int(y[i])] for i in first],
-              "max_abs_diff_vs_torch": diffs, "tolerance": FI.TOLERANCE,
-              "response_at_zero": {k: float(r[r.shape[0] // 2, r.shape[1] // 2]) for k, r in responses.items()},
-              "response_max": {k: float(r.max()) for k, r in responses.items()},
-              "response_at_nyquist": {k: float(r[0, 0]) for k, r in responses.items()},
-              "high_frequency_energy": {
-                  "cutoff": FI.CUTOFF,
-                  "blur": FI.energy_kept(outputs["original"], outputs["blur"], FI.CUTOFF),
-                  "edges": FI.energy_kept(FI.to_grey(chosen), outputs["magnitude"], FI.CUTOFF)}}
-    paths = [A.write_json(out / "filters.json", result),
-             A.write_bytes(out / f"{P.FILTERS_IMAGES}.png",
-                           P.to_bytes(P.filters_figure(outputs, result["classes"]), "png")),
-             A.write_bytes(out / f"{P.FILTERS_RESPONSE}.png",
-                           P.to_bytes(P.frequency_figure(responses), "png"))]
-    A.record(ART, "filters", key, paths,
-             {"config": {"images": images}, "seeds": None, "device": "cpu (NumPy)",
-              "data": data_provenance(info)})
-    print(f"filters: blur and Sobel on {images} test images; largest difference from torch "
-          f"{max(diffs.values()):.1e} -> {_rel(out)}")
+        out = S.filters_outputs(npz["images"], npz["labels"], npz["indices"], images)
+    store.record("filters", key, store.write_all(out),
+                 _provenance({"images": images}, info, device="cpu (NumPy)"))
+    diff = max(out["cs182/filters.json"]["max_abs_diff_vs_torch"].values())
+    print(f"filters: blur and Sobel on {images} test images; largest difference from torch {diff:.1e}")
+    return True
 
 
-# --- bench, test, clean, all ---------------------------------------------------------------
+# --- verify, bench -------------------------------------------------------------------------
+
+@task(help={**DEVICE_HELP, **DATA_HELP, "quiet": "no progress bar"})
+@user_errors
+def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=False):
+    """Retrain the reference runs into build/verify/ and compare every metric with the committed
+    ones: identical, within the seeds' spread, or not -> artifacts/verify.{csv,json}."""
+    import platform
+
+    from pipeline import stages as S
+    from pipeline.store import git_state
+    committed = _store(None)
+    summary = committed.read_csv("lenet/summary.csv")
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+    t0 = time.perf_counter()
+    train(c, device=device, quiet=quiet, source=source, allow_unofficial_data=allow_unofficial_data,
+          force=True, root=SCRATCH)
+    rerun = _store(None, SCRATCH).read_csv("lenet/summary.csv")
+    seeds_ = committed.read_json("lenet/seeds.json") if committed.exists("lenet/seeds.json") else None
+    rows = S.verify_rows(summary, rerun, seeds_)
+    entry = committed.entry("lenet/summary.csv")
+    report = {"verdict": S.verdict_of(rows), "rows": rows,
+              "committed": {k: entry.get(k) for k in ("commit", "dirty", "torch", "device", "timestamp")},
+              "rerun": {**git_state(ROOT), "torch": __import__("torch").__version__,
+                        "device": sorted({r["device"] for r in rerun}), "machine": platform.platform(),
+                        "processor": platform.processor() or platform.machine(),
+                        "seconds": round(time.perf_counter() - t0, 1), "finished": S.now()}}
+    store = _store("verify")
+    store.record("verify", report["rerun"]["commit"], store.write_all({"verify.csv": rows, "verify.json": report}),
+                 _provenance({"compared": "lenet/summary.csv"}, device=report["rerun"]["device"]))
+    for r in rows:
+        if r["metric"] == "test_accuracy":
+            print(f"verify {r['variant']}: committed {r['committed']:.2%}, rerun {r['rerun']:.2%}: {r['verdict']}")
+    print(f"verify: {report['verdict']} -> {_rel(store.root / 'verify.csv')}")
+
 
 @task(help={"images": "training images per timed epoch",
-            "repeats": "timed epochs per loop and variant (medians are reported)",
-            **DATA_HELP})
+            "repeats": "timed epochs per loop and variant (medians are reported)", **DATA_HELP})
 @user_errors
 def bench(c, images=12800, repeats=5, source=None, allow_unofficial_data=False):
     """Throughput of our training loop vs the plain DataLoader loop; writes artifacts/bench.json."""
-    from pipeline import artifacts as A
     from pipeline import bench as B
-    from pipeline.model import VARIANTS
-    from pipeline.preprocess import preprocess
-    from pipeline.train import TrainConfig
-    raw, info = load_dataset(source, allow_unofficial_data)
-    results = {}
-    for v in VARIANTS:
-        config = TrainConfig(variant=v)
-        (x,), _ = preprocess(raw["x_train"][:images], mode=config.preprocess)
-        results[v] = B.compare_loops(config, x, raw["y_train"][:images], repeats=repeats,
-                                     log=print)
-    report = B.report(results, images=images, repeats=repeats)
-    from pipeline import numpy_bench
-    # CS182: our NumPy im2col convolution against torch's on the CIFAR-sized layer (issue 5)
-    report["conv"] = numpy_bench.conv_timings(repeats=repeats)
+    from pipeline import stages as S
+    from pipeline.store import stage_key
+    images, repeats = _number(images, int, "--images", 128), _number(repeats, int, "--repeats", 1)
+    raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
+    report = B.run(raw, images, repeats, log=print)
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    path = A.write_json(ART / "bench.json", report)
-    A.record(ART, "bench", A.task_key(report, []), [path],
-             {"config": {"images": images, "repeats": repeats}, "seeds": {},
-              "device": report["device"], "data": data_provenance(info)})
+    store = _store("bench")
+    store.record("bench", stage_key({"images": images, "repeats": repeats}), store.write_all({"bench.json": report}),
+                 _provenance({"images": images, "repeats": repeats}, info, device=report["device"]))
     for v, r in report["variants"].items():
         print(f"bench {v}: ours {r['ours_images_per_second']:.0f} img/s, plain "
               f"{r['plain_images_per_second']:.0f} img/s, ratio {r['ratio']:.2f}x")
     t = report["conv"]
-    print(f"bench conv {tuple(t['shape']['x'])} x {tuple(t['shape']['w'])}, forward + backward: im2col "
-          f"{t['im2col_s']:.4f} s, torch {t['torch_s']:.4f} s ({t['im2col_over_torch']:.2f}x), naive "
-          f"{t['naive_s']:.1f} s")
+    print(f"bench conv forward + backward: im2col {t['im2col_s']:.4f} s, torch {t['torch_s']:.4f} s "
+          f"({t['im2col_over_torch']:.2f}x), naive {t['naive_s']:.1f} s")
+
+
+# --- site, tests, housekeeping -------------------------------------------------------------
+
+@task(help={"strict": "fail on any warning (default true)", "site_dir": "output folder"})
+def docs(c, strict=True, site_dir="site"):
+    """Build the site with MkDocs (reads artifacts/ only; a missing or stale artifact fails it)."""
+    # Material >= 9.7 prints an end-of-life banner about MkDocs 2 on every build; not ours to fix.
+    cmd = [sys.executable, "-m", "mkdocs", "build", *(["--strict"] if strict else []), "-d", str(site_dir)]
+    if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}).returncode:
+        raise Exit("error: the site build failed (see the message above)", code=1)
+
+
+@task(help={"port": "port to serve on (127.0.0.1)"})
+def serve(c, port=8000):
+    """Preview the site with live reload at http://127.0.0.1:PORT/."""
+    port = _number(port, int, "--port", 1)
+    subprocess.run([sys.executable, "-m", "mkdocs", "serve", "-a", f"127.0.0.1:{port}"], cwd=ROOT,
+                   env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
 @task(help={"browser": "also run the browser tests of the built site (needs chromium)",
+            "fast": "only the fast tests (not slow, not browser): under 3 minutes",
             "k": "only tests matching this pytest -k expression"})
-def test(c, browser=True, k=None):
+def test(c, browser=True, fast=False, k=None):
     """Run the test suite (pytest)."""
-    args = [] if browser else ["-m", "'not browser'"]
-    if k:
-        args += ["-k", f"'{k}'"]
-    c.run(f"{sys.executable} -m pytest -q {' '.join(args)}", pty=False)
+    args = ["-m", "not slow and not browser"] if fast else [] if browser else ["-m", "not browser"]
+    args += ["-k", k] if k else []
+    code = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=ROOT).returncode
+    if code:
+        raise Exit(code=code)
 
 
 @task(name="test-site")
 def test_site(c):
     """Build the site and check it in Chromium: links, images, math, no outside requests."""
-    c.run(f"{sys.executable} -m pytest -q tests/test_site.py tests/test_browser.py", pty=False)
+    code = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_site.py", "tests/test_browser.py"],
+                          cwd=ROOT).returncode
+    if code:
+        raise Exit(code=code)
+
+
+@task
+def contract(c):
+    """Write ARTIFACTS.md from pipeline/contract.py (a test checks they agree)."""
+    from pipeline import contract as K
+    from pipeline.store import write_bytes_atomic
+    print("contract: " + ("wrote" if write_bytes_atomic(ROOT / "ARTIFACTS.md", K.markdown().encode()) else "unchanged")
+          + " ARTIFACTS.md")
 
 
 @task(help={"artifacts": "also remove artifacts/ (the committed reference run; git restores it)"})
 def clean(c, artifacts=False):
-    """Remove generated files (site/, build/, caches); never the downloaded data/."""
-    targets = [ROOT / "site", ROOT / "build", ROOT / ".pytest_cache", ROOT / ".hypothesis"]
-    for p in targets + ([ART] if artifacts else []):
+    """Remove generated files (site/, build/, caches, left-over temp files); never data/."""
+    from pipeline.store import clean_litter
+    for p in [ROOT / "site", ROOT / "build", ROOT / ".pytest_cache", ROOT / ".hypothesis"] + ([ART] if artifacts else []):
         if p.exists():
             shutil.rmtree(p)
             print(f"removed {_rel(p)}")
+    for p in clean_litter(ART):
+        print(f"removed {_rel(p)}")
     for p in ROOT.rglob("__pycache__"):
         if CACHE not in p.parents:
             shutil.rmtree(p, ignore_errors=True)
 
 
-@task(name="all", help={**DATA_HELP, **FORCE_HELP,
-                        "device": "auto (cuda, then mps, then cpu), cpu, cuda or mps"})
+@task(name="all", help={**DATA_HELP, **FORCE_HELP, **DEVICE_HELP})
 @user_errors
 def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False):
-    """Everything: data -> train both variants -> plots -> answers -> layers -> filters -> site; times
-    each stage. The site also reads `invoke seeds`, `ablation`, `dropout` and `train-own`, which
-    take longer (10-75 min each on 2 cores) and are run by hand; their artifacts are committed."""
-    stages = [
-        ("data", lambda: data(c, source=source, allow_unofficial_data=allow_unofficial_data,
-                              force=force)),
-        ("train", lambda: train(c, device=device, source=source, quiet=True,
-                                allow_unofficial_data=allow_unofficial_data, force=force)),
-        ("plots", lambda: plots(c, force=force)),
-        ("answers", lambda: answers(c, force=force)),
-        ("layers", lambda: layers(c, force=force)),
-        ("filters", lambda: filters(c, force=force)),
-        ("docs", lambda: docs(c)),
-    ]
-    timings, start = {}, time.perf_counter()
+    """Everything: data -> train both variants -> plots -> answers -> layers -> filters -> site;
+    times each stage. A stage that is up to date writes nothing, and a run that redid nothing
+    leaves timings.json as it was. The site also reads `invoke seeds`, `ablation`, `dropout` and
+    `train-own`, which take longer (10-75 min each on 2 cores), are run by hand and committed."""
+    from pipeline.store import clean_litter, git_state
+    clean_litter(ART)  # temp files a killed write left behind
+    given = {"source": source, "allow_unofficial_data": allow_unofficial_data}
+    stages = [("data", lambda: data(c, force=force, **given)),
+              ("train", lambda: train(c, device=device, quiet=True, force=force, **given)),
+              ("plots", lambda: plots(c, force=force)), ("answers", lambda: answers(c, force=force)),
+              ("layers", lambda: layers(c, force=force)), ("filters", lambda: filters(c, force=force)),
+              ("docs", lambda: docs(c))]
+    timings, redone, start = {}, [], time.perf_counter()
     for name, run in stages:
         t0 = time.perf_counter()
-        run()
+        if run() and name != "docs":
+            redone.append(name)
         timings[name] = round(time.perf_counter() - t0, 2)
     timings["total"] = round(time.perf_counter() - start, 2)
-    from pipeline import artifacts as A
-    A.write_json(ART / "timings.json", {"seconds": timings, "forced": force,
-                                        **A.git_state()})
     print("all: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    if redone:  # the timings of a run that redid nothing would only churn a tracked file
+        store = _store("all")
+        store.record("all", "timings", store.write_all({"timings.json": {
+            "seconds": timings, "forced": force, "redone": redone, **git_state(ROOT)}}), _provenance({}))
     print(json.dumps(timings))
 
 

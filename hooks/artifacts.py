@@ -1,109 +1,117 @@
 """MkDocs hook: every number on the site comes from `artifacts/`, through placeholders in the pages.
 
 The pages never hold a result. They hold placeholders, which `on_page_markdown` replaces with values
-read from the artifact files (paths and columns as ARTIFACTS.md defines them); `on_files` publishes
-`artifacts/plots/*` as `assets/plots/*`. Every file read is checked against its sha256 in
-`artifacts/manifest.json`, so the site cannot show a file that changed after its task wrote it. A
-missing or stale artifact, an unknown placeholder or a bad argument fails the build with a
-PluginError naming the file or placeholder and the invoke task that writes it. If
-`data/dataset.json` says `official: false`, every page gets a warning admonition under its title.
+read through the one artifacts store (pipeline/store.py): the same reader the tasks and the notebook
+pages use, which checks each file's sha256 against `artifacts/manifest.json` and its columns, keys
+and value ranges against the artifacts contract (pipeline/contract.py; ARTIFACTS.md is generated
+from it). The hook makes no judgement: sentences about results ("which run is higher", "did it
+overfit", "is the paired gap seed noise") are computed by the pipeline (pipeline/findings.py) and
+stored; the hook only places them. `on_files` publishes the figures and the CSV files.
 
-Notebook pages (docs/answers/*.py, rendered by mkdocs-jupyter) read their artifacts themselves
-(pipeline/answers/render.py) and hold no placeholders: their "Markdown" is Python source, which
+The build fails with one PluginError line naming the file and the invoke command that rewrites it
+when an artifact is missing, changed or breaks the contract, on an unknown placeholder or a bad
+argument, and when the LeNet runs are not the reference runs (`on_config`: the settings of
+`contract.REFERENCE`). If `data/dataset.json` says `official: false`, every page gets a warning
+admonition under its title.
+
+Notebook pages (docs/answers/*.py, rendered by mkdocs-jupyter) read their artifacts through the same
+store (pipeline/answers/render.py) and hold no placeholders: their "Markdown" is Python source, which
 the hook leaves alone; they get the notice in their HTML instead (`on_page_content`).
 
-Artifacts root: `$LENET_ARTIFACTS` if set (relative to the working directory), else `artifacts/`
-next to mkdocs.yml. Tests point it at a fake tree.
+Artifacts root: `$LENET_ARTIFACTS` if set (relative to the working directory), else `artifacts/` in
+the repository (`store.resolve_root`). Tests point it at a fake tree.
 
 Placeholder syntax: `{{ name arg arg ... }}`; arguments are split like a shell line (quote one that
 holds spaces). A placeholder that expands to several lines (a table) must stand alone on its line;
 its indentation is repeated on every line, so it works inside admonitions and `???` blocks.
-`{{` is reserved: any `{{ ... }}` in a page must be one of these.
+`{{` is reserved: any `{{ ... }}` in a page must be one of these. In the list, UPPER CASE is an
+argument and [brackets] an optional one:
 
-    {{ summary_table }}                   every run side by side, one column each (lenet/summary.csv)
-    {{ metric VARIANT COLUMN [FORMAT] }}  one cell of lenet/summary.csv, e.g.
-                                          {{ metric lenet_plain test_accuracy pct }}
-    {{ expect VARIANT COLUMN VALUE }}     nothing, but fails the build unless that summary.csv cell
-                                          is VALUE: guards prose that depends on it
-    {{ compare COLUMN [A B] }}            a sentence saying which run is higher / lower on a
-                                          summary.csv column (A, B default: the two runs in file
-                                          order), with both values and the difference
-    {{ val_trend VARIANT }}               a sentence on where the run's validation loss was lowest
-                                          and whether it rose afterwards (lenet/VARIANT/log.csv)
-    {{ log_table VARIANT }}               the run's per-epoch log (lenet/VARIANT/log.csv)
-    {{ params_table }}                    parameters per layer of every run (metrics.json)
-    {{ run VARIANT KEY [FORMAT] }}        a value of lenet/VARIANT/metrics.json; KEY is dotted,
-                                          e.g. {{ run lenet_plain config.val_size }}
-    {{ dataset KEY [FORMAT] }}            a value of data/dataset.json, KEY dotted
-    {{ dataset_table }}                   data/dataset.json but its checksums, flattened to one table
-    {{ md5_table }}                       each data file's md5 beside the official one
-    {{ data_notice }}                     one sentence: official data or not, and which files differ
-    {{ provenance [ARTIFACT] }}           commit, time, device, torch, data of the manifest entry of
-                                          ARTIFACT (default lenet/summary.csv)
-    {{ manifest_table }}                  every artifact in the manifest: task, commit, size, sha256
-    {{ plot [DIR/]NAME [ALT TEXT ...] }}  the image artifacts/DIR/NAME (DIR plots, ablation or cs182; .svg
-                                          if no extension), linked to itself; e.g.
-                                          {{ plot learning_curves Curves }}, {{ plot ablation/effects }}
-    {{ seeds_table }}, {{ seeds_paired }} multi-seed test accuracy (lenet/seeds.json): per variant,
-                                          and the paired difference as a sentence
-    {{ seeds KEY [FORMAT] }}              a value of lenet/seeds.json, KEY dotted
-    {{ ablation KEY [FORMAT] }}           a value of ablation/summary.json, KEY dotted
-    {{ ablation_cells }}, {{ ablation_effects }}, {{ ablation_runs }}, {{ ablation_conclusion }}
-                                          the ablation's cells, effects, runs and generated findings
-    {{ sweep_time ablation|seeds }}       minutes and runs of that sweep
-    {{ gradchecks_table }}                every gradient check of the CS182 NumPy layers: error against
-                                          finite differences and torch, passed (cs182/gradchecks.csv)
-    {{ conv_timings_table }}              seconds and ratio to torch of the three convolutions, and a
-                                          sentence on the setting (cs182/conv_timings.json)
-    {{ csv PATH [LABEL ...] }}            a download link to the CSV artifact PATH, published with the
-                                          site, with its sha256
-    {{ cite }}                            BibTeX and plain-text citation tabs (CITATION.cff + git commit)
+    summary_table                    the reference runs side by side (lenet/summary.csv)
+    metric VARIANT COLUMN [FORMAT]   one cell of lenet/summary.csv
+    expect VARIANT COLUMN VALUE      nothing, but fails the build unless that cell is VALUE: guards
+                                     prose that depends on it
+    compare COLUMN [A B]             the stored sentence on which run is higher on a summary.csv
+                                     column (lenet/findings.json); fails unless it compares A with B
+    val_trend VARIANT                the stored sentence on the run's validation loss (findings.json)
+    log_table VARIANT                the run's per-epoch log (lenet/VARIANT/log.csv)
+    params_table                     parameters per layer of every run (metrics.json)
+    run VARIANT KEY [FORMAT]         a value of lenet/VARIANT/metrics.json, KEY dotted
+    dataset KEY [FORMAT]             a value of data/dataset.json, KEY dotted
+    seeds KEY [FORMAT]               a value of lenet/seeds.json, KEY dotted
+    ablation KEY [FORMAT]            a value of ablation/summary.json, KEY dotted
+    value FILE KEY [FORMAT]          a value of any JSON artifact, KEY dotted (the five above are
+                                     this with a fixed file)
+    dataset_table, md5_table         data/dataset.json but its checksums; each file's md5 beside the
+                                     official one
+    data_notice                      one sentence: official data or not, and which files differ
+    provenance [FILE]                the manifest entry of FILE (default lenet/summary.csv)
+    manifest_table                   every artifact in the manifest: task, commit, size, sha256
+    plot [DIR/]NAME [ALT TEXT ...]   the image artifacts/DIR/NAME (DIR: plots by default, or one of
+                                     FIGURE_DIRS; .svg if no extension), linked to itself
+    seeds_table, seeds_paired        test accuracy over seeds per variant (lenet/seeds.json); the
+                                     stored paired-comparison sentence
+    ablation_cells, ablation_effects, ablation_runs, ablation_augmentation, ablation_conclusion
+                                     the ablation's tables and generated findings
+    sweep_time ablation|seeds|dropout   minutes and runs of that sweep
+    conclusion FILE                  the generated `conclusion` list of a JSON artifact, as bullets
+    gradchecks_table, conv_timings_table, dropout_table, filters_check_table, kernel NAME,
+    own_search_table, own_history, models_table
+                                     the CS182 pages' tables (cs182/, own_cnn/)
+    csv FILE [LABEL ...]             a download link to a CSV artifact, published with the site
+    cite                             BibTeX and plain-text citation tabs (CITATION.cff + git commit)
 
-FORMAT is `pct` (fraction -> 65.9%), `pct2` (65.93%), `int` (45,000), `f1`..`f4` (fixed decimals)
-or any Python format spec (`.3g`, `,.0f`); without one a value is shown as the file holds it.
+FORMAT is `pct` (fraction -> 65.9%), `pct2` (65.93%), `pp` (a difference of fractions in percentage
+points), `int` (45,000), `f1`..`f4` (fixed decimals) or any Python format spec (`.3g`, `,.0f`);
+without one a value is shown as the file holds it. Examples, each valid as written (a test expands
+every line of this block):
+
+    {{ metric lenet_plain test_accuracy pct }}
+    {{ run lenet_plain config.eval_batch_size int }}
+    {{ dataset counts.test int }}
+    {{ value cs182/filters.json kernel_sums.blur f3 }}
+    {{ compare test_accuracy lenet_bn_dropout lenet_plain }}
+    {{ val_trend lenet_plain }}
+    {{ plot learning_curves Loss and accuracy per epoch }}
+    {{ plot ablation/effects }}
+    {{ csv lenet/summary.csv Download summary.csv }}
+    {{ provenance data/dataset.json }}
 """
 from __future__ import annotations
 
-import csv
-import hashlib
 import inspect
 import json
-import os
+import math
 import posixpath
 import re
 import shlex
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import markdown as md  # as md: the hook's functions call their Markdown argument `markdown`
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
-ENV_ROOT = "LENET_ARTIFACTS"
+# MkDocs puts only hooks/ on sys.path while it imports a hook; `python -m mkdocs` adds the working
+# directory, the `mkdocs` script does not. The pipeline package sits one folder up.
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from pipeline import contract  # noqa: E402
+from pipeline.store import Store, StoreError  # noqa: E402
+
+SUMMARY, LOGS = "lenet/summary.csv", "lenet/{}/log.csv"
+METRICS = "lenet/{}/metrics.json"
+SEEDS, FINDINGS = "lenet/seeds.json", "lenet/findings.json"
+DATASET, ABLATION = "data/dataset.json", "ablation/summary.json"
 PLOTS_DIR = "plots"
-SITE_PLOTS = "assets/plots"  # where the plots land in the built site
 FIGURE_DIRS = ("plots", "ablation", "cs182", "cs182/dropout", "own_cnn")  # artifact folders whose images are published, as assets/<dir>/
 SITE_FILES = "assets/artifacts"  # where the CSV artifacts are published, for download
 PLOT_SUFFIXES = (".png", ".svg")
-# Which invoke task writes a path under artifacts/ (ARTIFACTS.md), for the "run `invoke x`" hint.
-TASK_BY_PREFIX = (("data/", "data"), ("lenet/seeds", "seeds"), ("lenet/", "train"),
-                  ("ablation/", "ablation"), ("plots/", "plots"), ("cs182/dropout/", "dropout"),
-                  ("cs182/filters", "filters"), ("cs182/", "layers"), ("own_cnn/", "train-own"),
-                  ("answers.json", "answers"), ("bench.json", "bench"), ("timings.json", "all"),
-                  ("manifest.json", "all"))
 FORMATS = {"pct": ".1%", "pct2": ".2%", "int": ",.0f", "f1": ".1f", "f2": ".2f", "f3": ".3f", "f4": ".4f"}
-# compare: label, format and how a difference is stated, per summary.csv column.
-COMPARE = {
-    "test_accuracy": ("test accuracy", "pct", "points"),
-    "best_val_accuracy": ("best validation accuracy", "pct", "points"),
-    "final_train_accuracy": ("final training accuracy", "pct", "points"),
-    "test_loss": ("test loss", "f3", "difference"),
-    "final_train_loss": ("final training loss", "f3", "difference"),
-    "train_seconds": ("training time (seconds)", "f1", "ratio"),
-    "images_per_second": ("training throughput (images/s)", ",.0f", "ratio"),
-    "params": ("parameter count", "int", "difference"),
-}
-# val_trend: a final validation loss within this fraction of its minimum counts as levelled off.
-VAL_RISE_TOLERANCE = 0.02
 # The rebuilt copy of CIFAR-10 (shared/cifar10/README.md): its test_batch md5, to name it exactly.
 REBUILT_TEST_MD5 = "328708d8965ef6bd364a7a13d64d35e6"
 MD5_FIELDS = ("md5s", "official_md5s", "mismatched")  # dataset.json fields md5_table shows
@@ -113,163 +121,103 @@ NOTEBOOK_SUFFIXES = (".py", ".ipynb")  # the pages mkdocs-jupyter renders (its `
 H1_END = re.compile(r"</h1>", re.IGNORECASE)
 
 
-# ------------------------------------------------------------------------------------- reading files
-
-class Artifacts:
-    """The artifacts tree of one build: reads each file once, checks it against the manifest."""
-
-    def __init__(self, root: Path, project: Path | None = None):
-        self.root = root
-        self.project = project or root.parent  # the repository: CITATION.cff and git
-        self._cache: dict[str, object] = {}
-
-    def display(self, rel: str) -> str:
-        path = self.root / rel
-        try:
-            return str(path.relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
-
-    def path(self, rel: str) -> Path:
-        """The absolute path of `rel`, which must exist; the manifest must list it with its sha256."""
-        path = self.root / rel
-        if not path.is_file():
-            raise PluginError(f"{self.display(rel)} is missing; run `invoke {task_of(rel)}` to write it.")
-        if rel != "manifest.json":
-            entry = self.manifest_entry(rel)
-            recorded = entry.get("sha256")
-            if recorded and recorded != sha256_of(path):
-                raise PluginError(f"{self.display(rel)} has changed since `invoke {task_of(rel)}` wrote it "
-                                  "(its sha256 differs from manifest.json); rerun that task with --force.")
-        return path
-
-    def _load(self, rel: str, reader):
-        if rel not in self._cache:
-            path = self.path(rel)
-            try:
-                self._cache[rel] = reader(path)
-            except (ValueError, KeyError, csv.Error) as e:
-                raise PluginError(f"{self.display(rel)} cannot be read ({e}); "
-                                  f"rerun `invoke {task_of(rel)} --force` to rewrite it.") from None
-        return self._cache[rel]
-
-    def json(self, rel: str):
-        return self._load(rel, lambda p: json.loads(p.read_text()))
-
-    def csv(self, rel: str) -> list[dict[str, str]]:
-        def read(p):
-            with open(p, newline="") as f:
-                return list(csv.DictReader(f))
-        return self._load(rel, read)
-
-    @property
-    def manifest(self) -> dict:
-        manifest = self.json("manifest.json")
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("artifacts"), dict):
-            raise PluginError(f"{self.display('manifest.json')} has no \"artifacts\" table; rerun `invoke all`.")
-        return manifest
-
-    def manifest_entry(self, rel: str) -> dict:
-        table = self.manifest["artifacts"]
-        entry = table.get(rel, table.get(f"artifacts/{rel}"))
-        if not isinstance(entry, dict):
-            raise PluginError(f"{self.display(rel)} is not listed in {self.display('manifest.json')}; "
-                              f"rerun `invoke {task_of(rel)}` to record it.")
-        return entry
-
-    # -- the files the pages use
-
-    @property
-    def summary(self) -> list[dict[str, str]]:
-        rows = self.csv("lenet/summary.csv")
-        if not rows:
-            raise PluginError(f"{self.display('lenet/summary.csv')} has no runs; run `invoke train`.")
-        return rows
-
-    @property
-    def variants(self) -> list[str]:
-        return list(dict.fromkeys(r["variant"] for r in self.summary))
-
-    def run(self, variant: str) -> dict[str, str]:
-        rows = [r for r in self.summary if r["variant"] == variant]
-        if not rows:
-            raise PluginError(f"{self.display('lenet/summary.csv')} has no run of variant {variant!r}; "
-                              f"it has {', '.join(self.variants)}.")
-        if len(rows) > 1:  # `invoke seeds` adds seeds; the reference run (seed 0) has the logs
-            rows = [r for r in rows if r.get("seed") == "0"]
-            if len(rows) != 1:
-                raise PluginError(f"{self.display('lenet/summary.csv')} has several runs of {variant!r} "
-                                  "but not exactly one reference run (seed 0) to show.")
-        return rows[0]
-
-    def log(self, variant: str) -> list[dict[str, str]]:
-        self.run(variant)  # an unknown variant is named as such, not as a missing file
-        rows = self.csv(f"lenet/{variant}/log.csv")
-        if not rows:
-            raise PluginError(f"{self.display(f'lenet/{variant}/log.csv')} has no epochs; run `invoke train`.")
-        return rows
-
-    def metrics(self, variant: str) -> dict:
-        self.run(variant)
-        return self.json(f"lenet/{variant}/metrics.json")
-
-    @property
-    def citation(self) -> dict:
-        """Title, authors and URL from CITATION.cff; version and year from the git commit built."""
-        if "citation" not in self._cache:
-            import subprocess
-
-            import yaml
-            path = self.project / "CITATION.cff"
-            if not path.is_file():
-                raise PluginError(f"{path} is missing; the How to cite block reads it.")
-            cff = yaml.safe_load(path.read_text())
-            # An entity ("name") is braced for BibTeX, which would otherwise read its last word as a surname.
-            authors = [(x["name"], True) if x.get("name") else
-                       (" ".join(filter(None, (x.get("given-names"), x.get("family-names")))), False)
-                       for x in cff.get("authors", [])]
-
-            def git(*args):
-                r = subprocess.run(["git", *args], cwd=self.project, capture_output=True, text=True)
-                return r.stdout.strip() if r.returncode == 0 else ""
-            commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-            year = (git("log", "-1", "--format=%cs") or "")[:4] or "n.d."
-            self._cache["citation"] = {"title": cff["title"], "authors": authors or [("anonymous", False)],
-                                       "url": cff.get("url") or cff.get("repository-code") or "",
-                                       "commit": commit, "year": year}
-        return self._cache["citation"]
-
-    @property
-    def seeds(self) -> dict:
-        return self.json("lenet/seeds.json")
-
-    @property
-    def ablation(self) -> dict:
-        return self.json("ablation/summary.json")
-
-    @property
-    def dataset(self) -> dict:
-        return self.json("data/dataset.json")
-
-    @property
-    def official(self) -> bool:
-        value = self.dataset.get("official")
-        if not isinstance(value, bool):
-            raise PluginError(f"{self.display('data/dataset.json')} has no true/false \"official\" field; "
-                              "rerun `invoke data --force`.")
-        return value
+@contextmanager
+def plugin_errors(where: str = ""):
+    """A StoreError (one sentence: the file and the command that rewrites it) as MkDocs' PluginError,
+    which fails the build with that line instead of a traceback."""
+    try:
+        yield
+    except StoreError as e:
+        raise PluginError(f"{where}{e}") from None
 
 
-def task_of(rel: str) -> str:
-    return next((task for prefix, task in TASK_BY_PREFIX if rel.startswith(prefix)), "all")
+# ------------------------------------------------------------------------------------ the files pages use
+
+def runs(s: Store) -> dict[str, dict]:
+    """The reference runs of lenet/summary.csv (one row per variant), by variant."""
+    rows = s.read_csv(SUMMARY)
+    if not rows:
+        raise PluginError(f"{s.show(SUMMARY)} has no runs; run `invoke train`.")
+    return {r["variant"]: r for r in rows}
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def of_variant(s: Store, pattern: str, variant: str) -> str:
+    """lenet/VARIANT/... of a run in summary.csv (a typo names the variants, not a missing file)."""
+    if variant not in runs(s):
+        raise PluginError(f"{s.show(SUMMARY)} has no run of variant {variant!r}; it has {', '.join(runs(s))}.")
+    return pattern.format(variant)
+
+
+def official(s: Store) -> bool:
+    found = s.read_json(DATASET).get("official")
+    if not isinstance(found, bool):
+        raise PluginError(f"{s.show(DATASET)} has no true/false \"official\" field; rerun `invoke data --force`.")
+    return found
+
+
+def citation(project: Path = REPO) -> dict:
+    """Title, authors and URL from CITATION.cff; version and year from the git commit built."""
+    import yaml
+    path = project / "CITATION.cff"
+    if not path.is_file():
+        raise PluginError(f"{path} is missing; the How to cite block reads it.")
+    cff = yaml.safe_load(path.read_text())
+    # An entity ("name") is braced for BibTeX, which would otherwise read its last word as a surname.
+    authors = [(x["name"], True) if x.get("name") else
+               (" ".join(filter(None, (x.get("given-names"), x.get("family-names")))), False)
+               for x in cff.get("authors", [])]
+
+    def git(*args):
+        r = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+    return {"title": cff["title"], "authors": authors or [("anonymous", False)],
+            "url": cff.get("url") or cff.get("repository-code") or "",
+            "commit": git("rev-parse", "--short=12", "HEAD") or "unknown",
+            "year": (git("log", "-1", "--format=%cs") or "")[:4] or "n.d."}
+
+
+# ------------------------------------------------------------------------------ the reference runs only
+
+def _differs(found, want) -> bool:
+    """found (a CSV cell's text, or a JSON value) is not the reference value `want`."""
+    if isinstance(want, bool) or not isinstance(want, (int, float)):
+        return found != want
+    try:
+        return not math.isclose(float(found), want, rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return True
+
+
+def check_reference(s: Store) -> None:
+    """The site publishes only the reference runs (contract.REFERENCE: the homework's settings, seed
+    0): every row of summary.csv, every run's recorded config, and the seed-0 accuracies the paired
+    comparison in seeds.json used. Runs with other settings belong in build/runs/, not here."""
+    ref = contract.REFERENCE
+    only = "the site publishes only reference runs; rerun `{}` (or restore artifacts/ with git)."
+    train = only.format("invoke train --force")
+    rows = s.read_csv(SUMMARY)
+    for line, r in enumerate(rows, start=2):  # line numbers as an editor shows them
+        for k in ("seed", "epochs", "batch_size", "lr"):
+            if _differs(r[k], ref[k]):
+                raise PluginError(f"{s.show(SUMMARY)} line {line} ({r['variant']}) has {k}={r[k]}, not the "
+                                  f"reference {ref[k]}: {train}")
+    variants = [r["variant"] for r in rows]
+    if len(set(variants)) != len(variants):
+        raise PluginError(f"{s.show(SUMMARY)} has more than one row of a variant ({', '.join(variants)}); "
+                          f"it holds one reference run each: {train}")
+    for v in variants:
+        rel = METRICS.format(v)
+        config = s.read_json(rel).get("config") or {}
+        for k, want in ref.items():
+            if _differs(config.get(k), want):
+                raise PluginError(f"{s.show(rel)} was trained with {k}={config.get(k)}, not the reference "
+                                  f"{want}: {train}")
+    used = s.read_json(SEEDS)["reference"]
+    for r in rows:
+        if _differs(used.get(r["variant"]), float(r["test_accuracy"])):
+            raise PluginError(f"{s.show(SEEDS)} used {used.get(r['variant'])} as the seed-0 test accuracy of "
+                              f"{r['variant']}, but the reference run in {SUMMARY} has {r['test_accuracy']}: "
+                              + only.format(contract.invoke_command(contract.writer_of(SEEDS))))
 
 
 # ------------------------------------------------------------------------------------------ formatting
@@ -323,11 +271,78 @@ def code(value) -> str:
     return f"`{value}`"
 
 
-# ------------------------------------------------------------------------------------------ placeholders
+def _pp(x: float) -> str:
+    return f"{100 * float(x):+.2f} pp"
 
-def summary_table(a: Artifacts) -> str:
+
+# ------------------------------------------------------------------------------------------ scalars
+
+def value(s: Store, rel: str, key: str, spec: str | None = None) -> str:
+    """One value of an artifact, formatted: the one way a page reads a scalar. A JSON file by dotted
+    key; lenet/summary.csv by VARIANT.COLUMN."""
+    if rel == SUMMARY:
+        data = runs(s)
+    elif rel.endswith(".json"):
+        data = s.read_json(rel)
+    else:
+        raise PluginError(f"value {rel}: only JSON artifacts and {SUMMARY} have keys.")
+    return fmt(dig(data, key, s.show(rel)), spec)
+
+
+# The pages' older spellings of `value`, each with its file fixed.
+def metric(s: Store, variant: str, column: str, spec: str | None = None) -> str:
+    return value(s, SUMMARY, f"{variant}.{column}", spec)
+
+
+def run(s: Store, variant: str, key: str, spec: str | None = None) -> str:
+    return value(s, of_variant(s, METRICS, variant), key, spec)
+
+
+def dataset(s: Store, key: str, spec: str | None = None) -> str:
+    return value(s, DATASET, key, spec)
+
+
+def seeds(s: Store, key: str, spec: str | None = None) -> str:
+    return value(s, SEEDS, key, spec)
+
+
+def ablation(s: Store, key: str, spec: str | None = None) -> str:
+    return value(s, ABLATION, key, spec)
+
+
+def expect(s: Store, variant: str, column: str, want: str) -> str:
+    found = metric(s, variant, column)
+    if found != want:
+        raise PluginError(f"the page's text assumes {variant} has {column} = {want!r}, but "
+                          f"{s.show(SUMMARY)} says {found!r}; update the page.")
+    return ""
+
+
+# ------------------------------------------------------------------------------ stored sentences
+
+def compare(s: Store, column: str, first: str | None = None, second: str | None = None) -> str:
+    """The stored sentence comparing two runs on a summary.csv column. With A B, the page's prose
+    assumes that pair: fail unless the pipeline compared exactly A with B."""
+    found = dig(s.read_json(FINDINGS), f"compare.{column}", s.show(FINDINGS))
+    if first is not None and (first, second) != (found["a"], found["b"]):
+        raise PluginError(f"compare {column} {first} {second or ''}: {s.show(FINDINGS)} compares "
+                          f"{found['a']} with {found['b']}; update the page.")
+    return found["sentence"]
+
+
+def val_trend(s: Store, variant: str) -> str:
+    return dig(s.read_json(FINDINGS), f"val_trend.{variant}", s.show(FINDINGS))
+
+
+def seeds_paired(s: Store) -> str:
+    return s.read_json(SEEDS)["sentence"]
+
+
+# ------------------------------------------------------------------------------------------ tables and figures
+
+def summary_table(s: Store) -> str:
     """One column per run (two runs read better side by side than as nine-column rows)."""
-    runs = [a.run(v) for v in a.variants]  # the reference runs; seeds_table summarises the others
+    rows = list(runs(s).values())  # the reference runs; seeds_table summarises all seeds
     fields = [
         ("preprocessing", lambda r: code(r["preprocess"])),
         ("test accuracy", lambda r: f"**{fmt(r['test_accuracy'], 'pct')}**"),
@@ -339,79 +354,23 @@ def summary_table(a: Artifacts) -> str:
         ("parameters", lambda r: fmt(r["params"], "int")),
         ("device", lambda r: r["device"]),
     ]
-    header = ["", *(code(r["variant"]) for r in runs)]
-    rows = [[label, *(get(r) for r in runs)] for label, get in fields]
-    return table(header, rows, "l" + "r" * len(runs))
+    header = ["", *(code(r["variant"]) for r in rows)]
+    return table(header, [[label, *(get(r) for r in rows)] for label, get in fields], "l" + "r" * len(rows))
 
 
-def metric(a: Artifacts, variant: str, column: str, spec: str | None = None) -> str:
-    row = a.run(variant)
-    if column not in row:
-        raise PluginError(f"{a.display('lenet/summary.csv')} has no column {column!r}; "
-                          f"it has {', '.join(row)}.")
-    return fmt(row[column], spec)
-
-
-def expect(a: Artifacts, variant: str, column: str, value: str) -> str:
-    found = metric(a, variant, column)
-    if found != value:
-        raise PluginError(f"the page's text assumes {variant} has {column} = {value!r}, but "
-                          f"{a.display('lenet/summary.csv')} says {found!r}; update the page.")
-    return ""
-
-
-def compare(a: Artifacts, column: str, first: str | None = None, second: str | None = None) -> str:
-    if first is None:
-        if len(a.variants) != 2:
-            raise PluginError(f"compare {column} needs two variant names: the summary has {len(a.variants)} runs.")
-        first, second = a.variants
-    elif second is None:
-        raise PluginError(f"compare {column} {first}: give both variants or neither.")
-    label, spec, kind = COMPARE.get(column, (column.replace("_", " "), ".4g", "difference"))
-    x, y = float(metric(a, first, column)), float(metric(a, second, column))
-    fx, fy = fmt(x, spec), fmt(y, spec)
-    if fx == fy:
-        return f"`{first}` and `{second}` have the same {label} to the precision shown ({fx})."
-    hi, lo, fhi, flo, vhi, vlo = (first, second, fx, fy, x, y) if x > y else (second, first, fy, fx, y, x)
-    if kind == "points":
-        gap = f"{100 * (vhi - vlo):.1f} percentage points"
-    elif kind == "ratio":
-        gap = f"{vhi / vlo:.2f} times as much" if vlo > 0 else "the other is zero"
-    else:
-        gap = f"a difference of {fmt(vhi - vlo, spec)}"
-    return f"`{hi}` has the higher {label}: {fhi} against {flo} for `{lo}` ({gap})."
-
-
-def val_trend(a: Artifacts, variant: str) -> str:
-    log = a.log(variant)
-    losses = [(int(r["epoch"]), float(r["val_loss"])) for r in log]
-    best_epoch, best = min(losses, key=lambda e: e[1])
-    last_epoch, last = losses[-1]
-    if best_epoch == last_epoch:
-        return (f"`{variant}`'s validation loss was lowest at the last epoch ({last:.3f} at epoch "
-                f"{last_epoch}): no sign of overfitting within {last_epoch} epochs.")
-    rise = (last - best) / best
-    if rise <= VAL_RISE_TOLERANCE:
-        return (f"`{variant}`'s validation loss was lowest at epoch {best_epoch} ({best:.3f}) and ended "
-                f"within {VAL_RISE_TOLERANCE:.0%} of it ({last:.3f} at epoch {last_epoch}): it levelled off.")
-    return (f"`{variant}`'s validation loss was lowest at epoch {best_epoch} ({best:.3f}) and rose to "
-            f"{last:.3f} by epoch {last_epoch} (+{rise:.0%}): the later epochs fit the training set at "
-            "the expense of held-out data, i.e. it overfits.")
-
-
-def log_table(a: Artifacts, variant: str) -> str:
+def log_table(s: Store, variant: str) -> str:
     rows = [[r["epoch"], fmt(r["train_loss"], "f4"), fmt(r["train_accuracy"], "pct2"),
              fmt(r["val_loss"], "f4"), fmt(r["val_accuracy"], "pct2"),
              fmt(r["test_accuracy"], "pct2"), fmt(r["seconds"], "f1")]
-            for r in a.log(variant)]  # test loss is left out for width: it is in the curves and the CSV
+            for r in s.read_csv(of_variant(s, LOGS, variant))]  # test loss is left out for width: it is in the curves and the CSV
     return table(["epoch", "train loss", "train acc.", "val. loss", "val. acc.", "test acc.", "time (s)"],
                  rows, "rrrrrrr")
 
 
-def params_table(a: Artifacts) -> str:
-    counts = {v: dig(a.metrics(v), "params_by_layer", a.display(f"lenet/{v}/metrics.json")) for v in a.variants}
+def params_table(s: Store) -> str:
+    counts = {v: dig(s.read_json(METRICS.format(v)), "params_by_layer", s.show(METRICS.format(v))) for v in runs(s)}
     for v, by_layer in counts.items():  # our bug if the two records disagree: fail loudly
-        total, recorded = sum(by_layer.values()), int(float(a.run(v)["params"]))
+        total, recorded = sum(by_layer.values()), int(float(runs(s)[v]["params"]))
         if total != recorded:
             raise PluginError(f"lenet/{v}: params_by_layer sums to {total} but summary.csv says {recorded}; "
                               "rerun `invoke train --force`.")
@@ -422,57 +381,49 @@ def params_table(a: Artifacts) -> str:
     return table(["layer", *map(code, counts)], rows, "l" + "r" * len(counts))
 
 
-def run(a: Artifacts, variant: str, key: str, spec: str | None = None) -> str:
-    return fmt(dig(a.metrics(variant), key, a.display(f"lenet/{variant}/metrics.json")), spec)
-
-
-def dataset(a: Artifacts, key: str, spec: str | None = None) -> str:
-    return fmt(dig(a.dataset, key, a.display("data/dataset.json")), spec)
-
-
-def dataset_table(a: Artifacts) -> str:
+def dataset_table(s: Store) -> str:
     """All of dataset.json but the checksums (md5_table shows those side by side)."""
     rows = [[code(k), code(v) if isinstance(v, str) else fmt(v)]
-            for k, v in flatten({k: v for k, v in a.dataset.items() if k not in MD5_FIELDS})]
+            for k, v in flatten({k: v for k, v in s.read_json(DATASET).items() if k not in MD5_FIELDS})]
     return table(["field", "value"], rows)
 
 
-def md5_table(a: Artifacts) -> str:
+def md5_table(s: Store) -> str:
     """Each data file's md5 next to the official one (dataset.json `md5s`, `official_md5s`)."""
-    md5s = dig(a.dataset, "md5s", a.display("data/dataset.json"))
-    official = a.dataset.get("official_md5s") or {}
-    mismatched = set(a.dataset.get("mismatched") or [])
-    rows = [[code(name), code(md5), code(official.get(name, "?")),
+    d = s.read_json(DATASET)
+    md5s, expected = dig(d, "md5s", s.show(DATASET)), d.get("official_md5s") or {}
+    mismatched = set(d.get("mismatched") or [])
+    rows = [[code(name), code(md5), code(expected.get(name, "?")),
              "✗ differs" if name in mismatched else "✓ same"] for name, md5 in md5s.items()]
     return table(["file", "md5 of the copy used", "official md5", ""], rows)
 
 
-def data_notice(a: Artifacts) -> str:
-    if a.official:
+def data_notice(s: Store) -> str:
+    if official(s):
         return "Every CIFAR-10 file matched its official md5: these results come from the official data."
-    mismatched = a.dataset.get("mismatched") or []
+    mismatched = s.read_json(DATASET).get("mismatched") or []
     which = f" ({', '.join(map(code, mismatched))})" if mismatched else ""
-    return (f"The data files{which} do not match the official CIFAR-10 md5s: {data_origin(a)} "
+    return (f"The data files{which} do not match the official CIFAR-10 md5s: {data_origin(s)} "
             "Accuracies measured on it are close to, not identical with, accuracies on the official data.")
 
 
-def data_origin(a: Artifacts) -> str:
-    if (a.dataset.get("md5s") or {}).get("test_batch") == REBUILT_TEST_MD5:
+def data_origin(s: Store) -> str:
+    if (s.read_json(DATASET).get("md5s") or {}).get("test_batch") == REBUILT_TEST_MD5:
         return ("they are the rebuilt copy of CIFAR-10 (`cifar-10-python-rebuilt.tar.gz`), whose labels and "
                 "train/test split are exact but most of whose images were restored from a JPEG copy "
                 "(about 30 dB PSNR, mean error 5.8 grey levels).")
     return "they are an unofficial copy of CIFAR-10, not the archive from the dataset's home page."
 
 
-def provenance(a: Artifacts, artifact: str = "lenet/summary.csv") -> str:
-    a.path(artifact)  # it must exist and match the manifest
-    entry = a.manifest_entry(artifact)
+def provenance(s: Store, artifact: str = "lenet/summary.csv") -> str:
+    s.path(artifact)  # it must exist and match the manifest
+    entry = s.entry(artifact)
     where = f"the manifest entry of {artifact}"
     data = dig(entry, "data", where)
     commit = str(dig(entry, "commit", where))
     if entry.get("dirty"):
         commit += " (with uncommitted changes)"
-    rows = [["artifact", code(artifact)], ["written by task", code(entry.get("task", task_of(artifact)))],
+    rows = [["artifact", code(artifact)], ["written by task", code(entry.get("task", contract.writer_of(artifact)))],
             ["git commit", code(commit)], ["finished", str(dig(entry, "timestamp", where))],
             ["device", str(dig(entry, "device", where))], ["torch", code(dig(entry, "torch", where))],
             ["data official", "no data used" if data is None else fmt(bool(dig(data, "official", where)))]]
@@ -486,76 +437,50 @@ def provenance(a: Artifacts, artifact: str = "lenet/summary.csv") -> str:
     return table(["field", "value"], rows)
 
 
-def manifest_table(a: Artifacts) -> str:
+def manifest_table(s: Store) -> str:
     rows = []
-    for path, e in sorted(a.manifest["artifacts"].items()):
+    for path, e in sorted(s.manifest()["artifacts"].items()):
         commit = str(e.get("commit", "?"))[:10] + ("+" if e.get("dirty") else "")
         rows.append([code(path), code(e.get("task", "?")), code(commit), str(e.get("timestamp", "?")),
                      fmt(e.get("bytes", 0), "int"), code(str(e.get("sha256", "?"))[:12])])
     return table(["artifact", "task", "commit", "finished", "bytes", "sha256 (start)"], rows, "llllrl")
 
 
-def plot(a: Artifacts, name: str, *alt: str, page=None) -> str:
+def plot(s: Store, name: str, *alt: str, page=None) -> str:
     folder, _, file = name.rpartition("/")
     folder = folder or PLOTS_DIR
     if folder not in FIGURE_DIRS:
         raise PluginError(f"plot {name}: images are published from {', '.join(FIGURE_DIRS)} only.")
     file = file if file.endswith(PLOT_SUFFIXES) else f"{file}.svg"
-    a.path(f"{folder}/{file}")
+    if contract.spec_of(f"{folder}/{file}") is None:  # a typo, not a figure some task failed to draw
+        raise PluginError(f"plot {name}: {folder}/{file} is not a figure the artifacts contract lists "
+                          "(pipeline/contract.py).")
+    s.path(f"{folder}/{file}")
     src = posixpath.relpath(f"assets/{folder}/{file}", posixpath.dirname(page.file.src_uri) or ".")
     text = " ".join(alt) or file.rsplit(".", 1)[0].replace("_", " ")
     return f"[![{text}]({src}){{ loading=lazy }}]({src})"
 
 
-def _pct_ci(d: dict, key: str = "mean") -> str:
-    return f"{fmt(d[key], 'pct2')} [{fmt(d['ci_low'], 'pct2')}, {fmt(d['ci_high'], 'pct2')}]"
-
-
-def _pp(x: float) -> str:
-    return f"{100 * float(x):+.2f} pp"
-
-
-def seeds_table(a: Artifacts) -> str:
+def seeds_table(s: Store) -> str:
     """Test accuracy of each variant over its seeds (lenet/seeds.json): mean, sd, 95% CI, range."""
-    where = a.display("lenet/seeds.json")
-    variants = dig(a.seeds, "variants", where)
+    found, where = s.read_json(SEEDS), s.show(SEEDS)
     rows = []
-    for v, s in variants.items():
-        values = dig(s, "values", where)
-        rows.append([code(v), str(s["n"]), f"**{fmt(s['mean'], 'pct2')}**", f"{100 * s['std']:.2f}",
-                     f"{100 * s['ci_low']:.2f}–{fmt(s['ci_high'], 'pct2')}",
-                     ", ".join(fmt(x, "pct2") for x in values)])
-    return table(["variant", "seeds", "mean test accuracy", "sd (pp)", f"{fmt(a.seeds['level'], 'pct')} CI",
+    for v, d in dig(found, "variants", where).items():
+        rows.append([code(v), str(d["n"]), f"**{fmt(d['mean'], 'pct2')}**", f"{100 * d['std']:.2f}",
+                     f"{100 * d['ci_low']:.2f}–{fmt(d['ci_high'], 'pct2')}",
+                     ", ".join(fmt(x, "pct2") for x in dig(d, "values", where))])
+    return table(["variant", "seeds", "mean test accuracy", "sd (pp)", f"{fmt(found['level'], 'pct')} CI",
                   "per seed, from seed 0"], rows, "lrrrrl")
-
-
-def seeds_paired(a: Artifacts) -> str:
-    """One sentence: the paired difference of the two variants over the same seeds."""
-    p = dig(a.seeds, "paired", a.display("lenet/seeds.json"))
-    clear = p["ci_low"] > 0 or p["ci_high"] < 0
-    return (f"Paired by seed ({p['n']} pairs), `{p['a']}` minus `{p['b']}` is {_pp(p['mean'])} "
-            f"({fmt(a.seeds['level'], 'pct')} CI {_pp(p['ci_low'])} to {_pp(p['ci_high'])}, "
-            f"t = {p['t']:.2f}, p = {p['p']:.2g}): "
-            + ("the interval excludes zero, so the difference is not seed noise."
-               if clear else "the interval includes zero, so these seeds cannot tell the two apart."))
-
-
-def seeds(a: Artifacts, key: str, spec: str | None = None) -> str:
-    return fmt(dig(a.seeds, key, a.display("lenet/seeds.json")), spec)
-
-
-def ablation(a: Artifacts, key: str, spec: str | None = None) -> str:
-    return fmt(dig(a.ablation, key, a.display("ablation/summary.json")), spec)
 
 
 def _onoff(value: str) -> str:
     return {"True": "on", "False": "off"}.get(value, value)
 
 
-def ablation_cells(a: Artifacts) -> str:
+def ablation_cells(s: Store) -> str:
     """Every cell of the design: mean test accuracy over seeds with its 95% CI (ablation/cells.csv)."""
     rows = []
-    for c in a.csv("ablation/cells.csv"):
+    for c in s.read_csv("ablation/cells.csv"):
         rows.append([code(c["preprocess"]), _onoff(c["batch_norm"]), _onoff(c["dropout"]),
                      _onoff(c["augment"]), c["n"], f"**{fmt(c['mean'], 'pct2')}**",
                      f"{100 * float(c['std']):.2f}", f"{100 * float(c['ci_low']):.2f}–{fmt(c['ci_high'], 'pct2')}"])
@@ -563,10 +488,10 @@ def ablation_cells(a: Artifacts) -> str:
                  rows, "llllrrrr")
 
 
-def ablation_effects(a: Artifacts) -> str:
+def ablation_effects(s: Store) -> str:
     """Main effects and interactions in percentage points with 95% CIs (ablation/effects.csv)."""
     rows = []
-    for e in a.csv("ablation/effects.csv"):
+    for e in s.read_csv("ablation/effects.csv"):
         clear = float(e["ci_low"]) > 0 or float(e["ci_high"]) < 0
         rows.append([e["effect"], f"**{_pp(e['estimate'])}**" if clear else _pp(e["estimate"]),
                      f"{_pp(e['ci_low'])} to {_pp(e['ci_high'])}", f"{float(e['p']):.2g}",
@@ -574,21 +499,21 @@ def ablation_effects(a: Artifacts) -> str:
     return table(["effect", "estimate", "95% CI", "p", "CI excludes 0"], rows, "lrrrl")
 
 
-def ablation_runs(a: Artifacts) -> str:
+def ablation_runs(s: Store) -> str:
     """Every run of the sweep (ablation/runs.csv)."""
     rows = [[code(r["preprocess"]), _onoff(r["batch_norm"]), _onoff(r["dropout"]), _onoff(r["augment"]),
              r["seed"], fmt(r["test_accuracy"], "pct2"), fmt(r["best_val_accuracy"], "pct2"),
              f"{float(r['train_seconds']):.0f}"]
-            for r in a.csv("ablation/runs.csv")]
+            for r in s.read_csv("ablation/runs.csv")]
     return table(["preprocessing", "BN", "dropout", "augment", "seed", "test acc.", "best val. acc.",
                   "train time (s)"], rows, "llllrrrr")
 
 
-def ablation_augmentation(a: Artifacts) -> str:
+def ablation_augmentation(s: Store) -> str:
     """Each homework model with and without augmentation, paired by seed, and the share of the gap
     to the published figure it closes (ablation/summary.json `augmentation`)."""
     rows = []
-    for name, g in dig(a.ablation, "augmentation", a.display("ablation/summary.json")).items():
+    for name, g in dig(s.read_json(ABLATION), "augmentation", s.show(ABLATION)).items():
         closed = "no gap" if g.get("closed") is None else f"{100 * g['closed']:.0f}%"
         rows.append([code(name), str(g["n"]), fmt(g["without"], "pct2"), fmt(g["with"], "pct2"),
                      f"{100 * g['mean']:+.2f} [{100 * g['ci_low']:+.2f}, {100 * g['ci_high']:+.2f}]",
@@ -597,38 +522,36 @@ def ablation_augmentation(a: Artifacts) -> str:
                   "gap closed"], rows, "lrrrrrr")
 
 
-def ablation_conclusion(a: Artifacts) -> str:
-    lines = dig(a.ablation, "conclusion", a.display("ablation/summary.json"))
-    return "\n".join(f"- {line}" for line in lines)
+def ablation_conclusion(s: Store) -> str:
+    return conclusion(s, ABLATION)
 
 
-def sweep_time(a: Artifacts, which: str) -> str:
+def sweep_time(s: Store, which: str) -> str:
     """How long the sweep of `ablation`, `seeds` or `dropout` took: minutes over its invocations."""
-    data = {"ablation": lambda: a.ablation, "seeds": lambda: a.seeds,
-            "dropout": lambda: a.json("cs182/dropout/summary.json")}
-    if which not in data:
-        raise PluginError(f"sweep_time {which}: choose {', '.join(data)}.")
-    sweeps = data[which]().get("sweeps") or []
+    files = {"ablation": ABLATION, "seeds": SEEDS, "dropout": "cs182/dropout/summary.json"}
+    if which not in files:
+        raise PluginError(f"sweep_time {which}: choose {', '.join(files)}.")
+    sweeps = s.read_json(files[which]).get("sweeps") or []
     if not sweeps:
         return "(no sweep recorded)"
-    minutes = sum(s["wall_seconds"] for s in sweeps) / 60
-    runs = sum(s["runs"] for s in sweeps)
-    return (f"{minutes:.1f} minutes for {runs} runs on {sweeps[-1]['scheduler']}"
+    minutes = sum(w["wall_seconds"] for w in sweeps) / 60
+    n = sum(w["runs"] for w in sweeps)
+    return (f"{minutes:.1f} minutes for {n} runs on {sweeps[-1]['scheduler']}"
             + (f", in {len(sweeps)} invocations" if len(sweeps) > 1 else ""))
 
 
-def gradchecks_table(a: Artifacts) -> str:
+def gradchecks_table(s: Store) -> str:
     """Every gradient of the CS182 NumPy layers against finite differences and torch autograd, with
     the thresholds in the header (cs182/gradchecks.csv)."""
     rel = "cs182/gradchecks.csv"
-    rows = a.csv(rel)
+    rows = s.read_csv(rel)
     if not rows:
-        raise PluginError(f"{a.display(rel)} has no checks; rerun `invoke layers --force`.")
+        raise PluginError(f"{s.show(rel)} has no checks; rerun `invoke layers --force`.")
     thresholds = {}
     for column in ("threshold", "torch_threshold"):
         found = {r[column] for r in rows}
         if len(found) != 1:
-            raise PluginError(f"{a.display(rel)}: the checks use different {column} values "
+            raise PluginError(f"{s.show(rel)}: the checks use different {column} values "
                               f"({', '.join(sorted(found))}); rerun `invoke layers --force`.")
         thresholds[column] = fmt(found.pop(), ".0e")
     # The layer and its backward function share a cell: six columns fit the content width.
@@ -639,11 +562,11 @@ def gradchecks_table(a: Artifacts) -> str:
                   f"vs torch autograd (< {thresholds['torch_threshold']})", "passed"], body, "llrrrl")
 
 
-def conv_timings_table(a: Artifacts) -> str:
+def conv_timings_table(s: Store) -> str:
     """The three convolutions' forward + backward time, each as a ratio to torch, and one sentence
     on the setting and the extrapolation of the naive loops (cs182/conv_timings.json)."""
     rel = "cs182/conv_timings.json"
-    t, where = a.json(rel), a.display(rel)
+    t, where = s.read_json(rel), s.show(rel)
     torch_s = float(dig(t, "torch_s", where))
     naive = ("naive loops, extrapolated" if dig(t, "naive_extrapolated", where) else "naive loops")
     rows = [["im2col (NumPy)", "`conv_forward_im2col` + `conv_backward_im2col`", dig(t, "im2col_s", where)],
@@ -662,23 +585,16 @@ def conv_timings_table(a: Artifacts) -> str:
     return table(["implementation", "functions", "seconds", "time / torch's"], body, "llrr") + "\n\n" + setting
 
 
-def value(a: Artifacts, rel: str, key: str, spec: str | None = None) -> str:
-    """One value of a JSON artifact, e.g. {{ value cs182/filters.json kernel_sums.blur f3 }}."""
-    if not rel.endswith(".json"):
-        raise PluginError(f"value {rel}: only JSON artifacts have keys.")
-    return fmt(dig(a.json(rel), key, a.display(rel)), spec)
-
-
-def conclusion(a: Artifacts, rel: str) -> str:
+def conclusion(s: Store, rel: str) -> str:
     """The generated conclusion (a list of sentences under "conclusion") of a JSON artifact, as a list."""
-    return "\n".join(f"- {line}" for line in dig(a.json(rel), "conclusion", a.display(rel)))
+    return "\n".join(f"- {line}" for line in dig(s.read_json(rel), "conclusion", s.show(rel)))
 
 
-def dropout_table(a: Artifacts) -> str:
+def dropout_table(s: Store) -> str:
     """Question 5(c): per dropout p, the final eval-mode train and validation accuracy, the gap with
     its 95% CI, test accuracy and its change against p = 0 (cs182/dropout/summary.csv)."""
     rows = []
-    for r in a.csv("cs182/dropout/summary.csv"):
+    for r in s.read_csv("cs182/dropout/summary.csv"):
         change = (f"{_pp(r['test_vs_p0'])} [{100 * float(r['test_vs_p0_ci_low']):+.2f}, "
                   f"{100 * float(r['test_vs_p0_ci_high']):+.2f}]" if r["test_vs_p0"] else "(baseline)")
         rows.append([f"{float(r['p']):g}", r["n"], fmt(r["train_eval_accuracy"], "pct2"),
@@ -697,29 +613,29 @@ def _frac(v: float) -> str:
     return str(f.numerator) if f.denominator == 1 else rf"\tfrac{{{f.numerator}}}{{{f.denominator}}}"
 
 
-def kernel(a: Artifacts, name: str) -> str:
+def kernel(s: Store, name: str) -> str:
     """A hand-designed kernel of cs182/filters.json as a LaTeX matrix (inline math)."""
-    k = dig(a.json("cs182/filters.json"), f"kernels.{name}", a.display("cs182/filters.json"))
+    k = dig(s.read_json("cs182/filters.json"), f"kernels.{name}", s.show("cs182/filters.json"))
     cells = [" & ".join(_frac(v) for v in row) for row in k]
     return r"\(\begin{bmatrix} " + r" \\ ".join(cells) + r" \end{bmatrix}\)"
 
 
-def filters_check_table(a: Artifacts) -> str:
+def filters_check_table(s: Store) -> str:
     """Our NumPy filters against torch's conv2d: the largest absolute difference per output."""
     rel = "cs182/filters.json"
-    d = a.json(rel)
-    diffs = dig(d, "max_abs_diff_vs_torch", a.display(rel))
+    d = s.read_json(rel)
+    diffs = dig(d, "max_abs_diff_vs_torch", s.show(rel))
     rows = [[name.replace("_", " "), fmt(v, ".1e"), "yes" if v <= d["tolerance"] else "**no**"]
             for name, v in diffs.items()]
     return table(["output", "largest |ours − torch|", f"below {fmt(d['tolerance'], '.0e')}"], rows, "lrl")
 
 
-def own_search_table(a: Artifacts) -> str:
+def own_search_table(s: Store) -> str:
     """Every trial of the own CNN's hyperparameter search with its validation accuracy; the chosen
     one in bold (own_cnn/search.csv, own_cnn/chosen.json)."""
-    chosen = dig(a.json("own_cnn/chosen.json"), "trial", a.display("own_cnn/chosen.json"))
+    chosen = dig(s.read_json("own_cnn/chosen.json"), "trial", s.show("own_cnn/chosen.json"))
     rows = []
-    for r in a.csv("own_cnn/search.csv"):
+    for r in s.read_csv("own_cnn/search.csv"):
         acc = fmt(r["val_accuracy"], "pct2")
         rows.append([f"**{r['trial']}**" if r["trial"] == chosen else r["trial"], r["widths"], r["epochs"],
                      r["lr"], r["label_smoothing"], r["weight_decay"],
@@ -728,12 +644,12 @@ def own_search_table(a: Artifacts) -> str:
                   "val. acc.", "train time (s)"], rows, "llrrrrrr")
 
 
-def own_history(a: Artifacts) -> str:
+def own_history(s: Store) -> str:
     """Every final run of the own CNN (own_cnn/metrics.json `history`, then the current one), so a
     reader sees each time the test set was used, not only the last."""
     rel = "own_cnn/metrics.json"
-    m = a.json(rel)
-    runs = [*dig(m, "history", a.display(rel)),
+    m = s.read_json(rel)
+    runs = [*dig(m, "history", s.show(rel)),
             {"config": m["config"], "chosen_trial": m["chosen"]["trial"], "test_accuracy": m["final"]["test_accuracy"],
              "val_accuracy": m["final"]["val_accuracy"], "train_seconds": m["final"]["train_seconds"],
              "device": m["device"], "recorded": m.get("recorded")}]
@@ -750,31 +666,31 @@ def own_history(a: Artifacts) -> str:
                   "val. acc.", "test acc.", "recorded"], rows, "llrrrrrrrl")
 
 
-def models_table(a: Artifacts) -> str:
+def models_table(s: Store) -> str:
     """The own CNN beside both LeNets (their seed-0 reference runs): parameters, epochs, training
     time, device, test accuracy."""
-    runs = [a.run(v) for v in a.variants] + a.csv("own_cnn/summary.csv")
+    models = [*runs(s).values(), *s.read_csv("own_cnn/summary.csv")]
     rows = [[code(r["variant"]), f"{int(r['params']):,}", r["epochs"], f"{float(r['train_seconds']):.0f}",
              f"{float(r['train_seconds']) / 60:.1f}", r["device"], f"**{fmt(r['test_accuracy'], 'pct2')}**"]
-            for r in runs]
+            for r in models]
     return table(["model", "parameters", "epochs", "training (s)", "training (min)", "device",
                   "test accuracy"], rows, "lrrrrlr")
 
 
-def csv_link(a: Artifacts, rel: str, *label: str, page=None) -> str:
+def csv_link(s: Store, rel: str, *label: str, page=None) -> str:
     """A download link to a CSV artifact as published (assets/artifacts/REL), with its sha256."""
     if not rel.endswith(".csv"):
         raise PluginError(f"csv {rel}: only CSV artifacts are published for download.")
-    path = a.path(rel)
+    s.path(rel)  # it must exist and match the manifest
     src = posixpath.relpath(f"{SITE_FILES}/{rel}", posixpath.dirname(page.file.src_uri) or ".")
     text = " ".join(label) or f"Download {posixpath.basename(rel)}"
     return (f'<span class="artifact-download">[{text}]({src}){{ download="{posixpath.basename(rel)}" }} '
-            f"(the exact file `artifacts/{rel}`, sha256 `{sha256_of(path)[:12]}…`)</span>")
+            f"(the exact file `artifacts/{rel}`, sha256 `{s.entry(rel)['sha256'][:12]}…`)</span>")
 
 
-def cite(a: Artifacts) -> str:
+def cite(s: Store) -> str:
     """BibTeX and plain text for the report, from CITATION.cff; version = the site's git commit."""
-    info = a.citation
+    info = citation()
     title, year, url, commit = info["title"], info["year"], info["url"], info["commit"]
     authors = " and ".join(f"{{{n}}}" if entity else n for n, entity in info["authors"])
     # Quote-delimited (not brace-delimited) so a braced entity name never makes "{{" in the page.
@@ -801,7 +717,7 @@ PLACEHOLDERS = {
 }
 
 
-def expand(a: Artifacts, text: str, page) -> str:
+def expand(s: Store, text: str, page) -> str:
     """The value of one placeholder's inside text ("name arg ...")."""
     where = f"{page.file.src_uri}: {{{{{text}}}}}"
     try:
@@ -814,16 +730,16 @@ def expand(a: Artifacts, text: str, page) -> str:
     func = PLACEHOLDERS[name]
     kwargs = {"page": page} if "page" in inspect.signature(func).parameters else {}
     try:
-        inspect.signature(func).bind(a, *args, **kwargs)
+        inspect.signature(func).bind(s, *args, **kwargs)
     except TypeError as e:
         raise PluginError(f"{where}: wrong arguments ({e}); see hooks/artifacts.py.") from None
     try:
-        return func(a, *args, **kwargs)
-    except PluginError as e:
+        return func(s, *args, **kwargs)
+    except (PluginError, StoreError) as e:
         raise PluginError(f"{where}: {e}") from None
 
 
-def substitute(a: Artifacts, markdown: str, page) -> str:
+def substitute(s: Store, markdown: str, page) -> str:
     out = []
     for line in markdown.split("\n"):
         matches = list(PLACEHOLDER.finditer(line))
@@ -831,13 +747,13 @@ def substitute(a: Artifacts, markdown: str, page) -> str:
             out.append(line)
             continue
         if len(matches) == 1 and line.strip() == matches[0].group(0):
-            value = expand(a, matches[0].group(1), page)
+            value = expand(s, matches[0].group(1), page)
             indent = line[:len(line) - len(line.lstrip())]
             out.append("\n".join(indent + v if v else v for v in value.split("\n")))
             continue
 
         def inline(m):
-            value = expand(a, m.group(1), page)
+            value = expand(s, m.group(1), page)
             if "\n" in value:
                 raise PluginError(f"{page.file.src_uri}: {m.group(0)} is a block; put it alone on its line.")
             return value
@@ -845,9 +761,9 @@ def substitute(a: Artifacts, markdown: str, page) -> str:
     return "\n".join(out)
 
 
-def unofficial_warning(a: Artifacts) -> str:
+def unofficial_warning(s: Store) -> str:
     return ('!!! warning "Results from an unofficial copy of CIFAR-10"\n\n'
-            f"    {data_notice(a)}\n")
+            f"    {data_notice(s)}\n")
 
 
 def insert_after_title(markdown: str, block: str) -> str:
@@ -861,34 +777,35 @@ def insert_after_title(markdown: str, block: str) -> str:
 
 # ------------------------------------------------------------------------------------------ mkdocs events
 
-_artifacts: Artifacts | None = None  # of the current build; rebuilt by on_config on every (re)build
+_store: Store | None = None  # of the current build; made anew by on_config on every (re)build
 
 
 def on_config(config):
-    global _artifacts
-    env = os.environ.get(ENV_ROOT, "").strip()
-    root = Path(env).resolve() if env else Path(config.config_file_path).resolve().parent / "artifacts"
-    _artifacts = Artifacts(root, Path(__file__).resolve().parent.parent)  # the repository this hook is in
+    """The build's store, and the check that only reference runs are published: before any page,
+    so a wrong run fails the build in one line, not on the first page that shows it."""
+    global _store
+    _store = Store()  # $LENET_ARTIFACTS, else artifacts/ in this repository: as the tasks write it
+    with plugin_errors():
+        check_reference(_store)
     return config
 
 
 def on_files(files, config):
-    """Publish every plot under assets/plots/ and read the files every page needs."""
-    a = _artifacts
-    plots_dir = a.root / PLOTS_DIR
-    plots = sorted(p for p in plots_dir.glob("*") if p.suffix in PLOT_SUFFIXES) if plots_dir.is_dir() else []
-    if not plots:
-        raise PluginError(f"{a.display(PLOTS_DIR)}/ holds no plots; run `invoke plots` to draw them.")
-    for folder in FIGURE_DIRS:  # plots/ must exist (checked above); ablation/ once it has run
-        d = a.root / folder
-        for p in sorted(d.glob("*")) if d.is_dir() else []:
-            if p.suffix in PLOT_SUFFIXES:
-                a.path(f"{folder}/{p.name}")  # listed in the manifest, unchanged
-                files.append(File.generated(config, f"assets/{folder}/{p.name}", abs_src_path=str(p)))
-    for rel in sorted(a.manifest["artifacts"]):  # every CSV, for the download links beside tables
-        if rel.endswith(".csv") and (a.root / rel).is_file():
-            files.append(File.generated(config, f"{SITE_FILES}/{rel}", abs_src_path=str(a.path(rel))))
-    _ = a.official  # every page's notice needs data/dataset.json: fail here, once, if it is absent
+    """Publish every figure under assets/<dir>/ and every CSV under assets/artifacts/."""
+    s = _store
+    with plugin_errors():
+        if not any(p.suffix in PLOT_SUFFIXES for p in (s.root / PLOTS_DIR).glob("*")):
+            raise PluginError(f"{s.show(PLOTS_DIR)}/ holds no plots; run `invoke plots` to draw them.")
+        for folder in FIGURE_DIRS:  # plots/ must exist (checked above); ablation/ once it has run
+            d = s.root / folder
+            for p in sorted(d.glob("*")) if d.is_dir() else []:
+                if p.suffix in PLOT_SUFFIXES:
+                    rel = f"{folder}/{p.name}"
+                    files.append(File.generated(config, f"assets/{rel}", abs_src_path=str(s.path(rel))))
+        for rel in sorted(s.manifest()["artifacts"]):  # every CSV, for the download links beside tables
+            if rel.endswith(".csv") and s.exists(rel):
+                files.append(File.generated(config, f"{SITE_FILES}/{rel}", abs_src_path=str(s.path(rel))))
+        official(s)  # every page's notice needs data/dataset.json: fail here, once, if it is absent
     return files
 
 
@@ -899,19 +816,17 @@ def is_notebook(page) -> bool:
 def on_page_markdown(markdown, page, config, files):
     if is_notebook(page):
         return markdown  # Python source, which mkdocs-jupyter renders itself: see the docstring
-    a = _artifacts
-    markdown = substitute(a, markdown, page)
-    if not a.official:
-        markdown = insert_after_title(markdown, unofficial_warning(a))
-    return markdown
+    markdown = substitute(_store, markdown, page)
+    with plugin_errors(f"{page.file.src_uri}: "):
+        return markdown if official(_store) else insert_after_title(markdown, unofficial_warning(_store))
 
 
 def on_page_content(html, page, config, files):
     """Notebook pages: the unofficial-data notice, rendered as on the other pages, after the h1."""
-    a = _artifacts
-    if not is_notebook(page) or a.official:
-        return html
-    notice = md.markdown(unofficial_warning(a), extensions=config.markdown_extensions,
-                         extension_configs=config.mdx_configs)
+    with plugin_errors(f"{page.file.src_uri}: "):
+        if not is_notebook(page) or official(_store):
+            return html
+        notice = md.markdown(unofficial_warning(_store), extensions=config.markdown_extensions,
+                             extension_configs=config.mdx_configs)
     end = H1_END.search(html)
     return f"{html[:end.end()]}\n{notice}\n{html[end.end():]}" if end else f"{notice}\n{html}"

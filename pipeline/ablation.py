@@ -11,6 +11,8 @@ two models. Plain functions here; the runs themselves are pipeline.sweep's.
 import itertools
 import math
 
+from pipeline.contract import ABLATION_RUN_COLUMNS as RUN_COLUMNS  # the contract owns the headers
+from pipeline.contract import CELL_COLUMNS, EFFECT_COLUMNS, SEEDS_COLUMNS  # noqa: F401 (re-exported)
 from pipeline.errors import UserError
 from pipeline.model import VARIANTS
 from pipeline.preprocess import MODES
@@ -26,16 +28,7 @@ HOMEWORK = {name: (v.preprocess, v.batch_norm, v.dropout > 0) for name, v in VAR
 # offline, so the "gap to published results" is measured against these.
 PUBLISHED = {"lenet_bn_dropout": 0.659, "lenet_plain": 0.618}
 PUBLISHED_SOURCE = "the CSCE-421 HW3 walkthrough (official CIFAR-10, 20 epochs)"
-RUN_COLUMNS = ("preprocess", "batch_norm", "dropout", "seed", "test_accuracy", "best_val_accuracy",
-               "train_seconds", "augment", "epochs", "best_val_epoch", "final_val_accuracy",
-               "final_train_accuracy", "final_train_loss", "test_loss", "images_per_second",
-               "params", "device", "threads", "config")
-EFFECT_COLUMNS = ("effect", "factor_a", "level_a", "factor_b", "level_b", "estimate", "std_error",
-                  "ci_low", "ci_high", "df", "t", "p", "n_runs")
-SEEDS_COLUMNS = ("variant", "n", "mean", "std", "sem", "ci_low", "ci_high", "df")
 RESPONSE = "test_accuracy"  # what the ablation compares
-CELL_COLUMNS = ("preprocess", "batch_norm", "dropout", "augment", "n", "mean", "std", "ci_low",
-                "ci_high", "min", "max")
 
 
 def check_factor_values(values: dict) -> dict:
@@ -240,3 +233,22 @@ def _cell_name(c: dict) -> str:
     parts = [f"{c['preprocess']} inputs", "BN" if c["batch_norm"] else "no BN",
              "dropout" if c["dropout"] else "no dropout"]
     return ", ".join(parts)
+
+
+def outputs(rows: list[dict], seeds: int, augment: bool, config: dict, sweeps: list[dict],
+            rejected: list[str]) -> dict:
+    """The `ablation` stage's artifacts from its runs: runs, effects, cells, summary, figures."""
+    from pipeline import plots as P
+    found = analyse(rows, seeds, augment)
+    used = found["used"]
+    summary = {"config": config, "factors": {k: list(v) for k, v in FACTORS.items()}, "response": RESPONSE,
+               "level": stats.LEVEL, "runs": len(used), "sweeps": sweeps,
+               "sum_train_seconds": sum(r["train_seconds"] for r in used),
+               "augmentation": found["augmentation"], "published_source": PUBLISHED_SOURCE,
+               "conclusion": found["conclusion"], "rejected_lines": rejected}
+    out = {"ablation/runs.csv": sorted(rows, key=key_of), "ablation/effects.csv": found["effects"],
+           "ablation/cells.csv": found["cells"], "ablation/summary.json": summary}
+    for name, fig in P.ablation_figures(used, found["effects"], FACTORS).items():
+        for ext in ("png", "svg"):
+            out[f"ablation/{name}.{ext}"] = P.to_bytes(fig, ext)
+    return out

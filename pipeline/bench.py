@@ -90,3 +90,21 @@ def report(results: dict, **settings) -> dict:
     device = next(iter(results.values()))["device"] if results else None
     return {"settings": settings, "device": device, "torch": torch.__version__,
             "threads": torch.get_num_threads(), "variants": variants}
+
+
+def run(raw: dict, images: int, repeats: int, log=print) -> dict:
+    """The `bench` stage: both loops on the first `images` training images of each variant (raw
+    uint8 arrays, preprocessed here as the variant's runs are), and CS182's im2col convolution
+    against F.conv2d. Returns bench.json's content."""
+    from pipeline import numpy_bench
+    from pipeline.model import VARIANTS
+    from pipeline.preprocess import preprocess
+    from pipeline.train import TrainConfig
+    results = {}
+    for v in VARIANTS:
+        config = TrainConfig(variant=v)
+        (x,), _ = preprocess(raw["x_train"][:images], mode=config.preprocess)
+        results[v] = compare_loops(config, x, raw["y_train"][:images], repeats=repeats, log=log)
+    out = report(results, images=images, repeats=repeats)
+    out["conv"] = numpy_bench.conv_timings(repeats=repeats)
+    return out

@@ -15,6 +15,9 @@ eval-mode train accuracy minus the validation accuracy. Plain functions; the run
 pipeline.sweep's.
 """
 from pipeline import stats
+from pipeline.contract import DROPOUT_CURVE_COLUMNS as CURVE_COLUMNS  # the contract owns the headers
+from pipeline.contract import DROPOUT_RUN_COLUMNS as RUN_COLUMNS
+from pipeline.contract import DROPOUT_SUMMARY_COLUMNS as SUMMARY_COLUMNS
 from pipeline.errors import UserError
 from pipeline.model import DROPOUT_P, spec_name
 from pipeline.sweep import spec
@@ -23,15 +26,6 @@ P_VALUES = (0.0, 0.25, 0.5, 0.75)
 PREPROCESS, BATCH_NORM = "normalize", True   # model 1 of the homework, dropout varied
 TRAIN_EVAL_SIZE = 5000                       # as many training images as validation images
 
-RUN_COLUMNS = ("p", "seed", "test_accuracy", "final_val_accuracy", "final_train_eval_accuracy",
-               "final_train_accuracy", "gap", "best_val_accuracy", "best_val_epoch", "test_loss",
-               "final_train_loss", "epochs", "train_seconds", "images_per_second", "device",
-               "threads", "config")
-CURVE_COLUMNS = ("p", "seed", "epoch", "train_accuracy", "train_eval_accuracy", "val_accuracy",
-                 "test_accuracy", "train_loss", "train_eval_loss", "val_loss")
-SUMMARY_COLUMNS = ("p", "n", "train_eval_accuracy", "val_accuracy", "gap", "gap_ci_low",
-                   "gap_ci_high", "test_accuracy", "test_ci_low", "test_ci_high",
-                   "test_vs_p0", "test_vs_p0_ci_low", "test_vs_p0_ci_high", "test_vs_p0_p")
 
 
 def check_p_values(values) -> tuple[float, ...]:
@@ -192,3 +186,21 @@ def conclusion(summary: list[dict]) -> list[str]:
                    f"and validation accuracy is {100 * (best_val['val_accuracy'] - hi['val_accuracy']):.1f} "
                    f"points below its best (p = {best_val['p']:g}), though still above p = {lo['p']:g}.")
     return out
+
+
+def outputs(runs: list[dict], curves: list[dict], seeds: int, p_values, config: dict, sweeps: list[dict],
+            ablation_runs: list[dict] | None) -> dict:
+    """The `dropout` stage's artifacts: runs, curves, the per-p summary, the figure."""
+    from pipeline import plots as P
+    wanted = {(p, s) for p in p_values for s in range(seeds)}
+    used = [r for r in runs if (r["p"], r["seed"]) in wanted]
+    summary = summarise(used)
+    result = {"config": config, "variants": {f"{p:g}": variant_of(p) for p in p_values}, "level": stats.LEVEL,
+              "runs": len(used), "summary": summary, "conclusion": conclusion(summary),
+              "repeat_of_ablation": repeat_of_ablation(used, ablation_runs) if ablation_runs is not None else None,
+              "sweeps": sweeps, "sum_train_seconds": sum(r["train_seconds"] for r in used)}
+    fig = P.dropout_figure([c for c in curves if (c["p"], c["seed"]) in wanted], summary)
+    return {"cs182/dropout/curves.csv": sorted(curves, key=lambda r: (r["p"], r["seed"], r["epoch"])),
+            "cs182/dropout/runs.csv": sorted(runs, key=lambda r: (r["p"], r["seed"])),
+            "cs182/dropout/summary.csv": summary, "cs182/dropout/summary.json": result,
+            **{f"cs182/dropout/{P.DROPOUT_CURVES}.{ext}": P.to_bytes(fig, ext) for ext in ("png", "svg")}}

@@ -82,6 +82,15 @@ def frequency_response(kernel: np.ndarray, size: int = 64) -> np.ndarray:
     return np.abs(np.fft.fftshift(np.fft.fft2(padded)))
 
 
+def response_summary(responses: dict) -> dict:
+    """Samples of each kernel's frequency response (frequency_response, zero frequency at the
+    centre): at zero frequency (= the kernel's sum), its largest value, and at the corner, the
+    (Nyquist, Nyquist) frequency where a blur should be 0 and an edge filter large."""
+    return {"response_at_zero": {k: float(r[r.shape[0] // 2, r.shape[1] // 2]) for k, r in responses.items()},
+            "response_max": {k: float(r.max()) for k, r in responses.items()},
+            "response_at_nyquist": {k: float(r[0, 0]) for k, r in responses.items()}}
+
+
 def energy_kept(x: np.ndarray, y: np.ndarray, cutoff: float = 0.25) -> dict:
     """How a filter changed the spectrum of images: the fraction of spectral energy above
     `cutoff` (cycles per pixel, radius) before and after. x, y: (N, C, H, W)."""

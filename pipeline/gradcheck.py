@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from pipeline.contract import GRADCHECK_COLUMNS as COLUMNS  # the contract owns the header
 from pipeline import numpy_layers as L
 
 # Centred differences in float64 with h = 1e-5: truncation ~h^2 * f''' plus rounding ~1e-16 / h, so
@@ -31,8 +32,6 @@ GRADCHECK_THRESHOLD = 1e-7
 TORCH_THRESHOLD = 1e-12
 SEED = 0  # of the inputs; each layer draws from its own stream, so adding a check changes no other
 P_DROP = 0.4  # dropout's drop probability in its check (any p in (0, 1) exercises the mask)
-COLUMNS = ("layer", "backward", "gradient", "shape", "numeric_rel_error", "torch_rel_error",
-           "threshold", "torch_threshold", "passed")
 CONV_SETTINGS = ((1, 1), (2, 1))  # (stride, pad): the homework's two cases (question 2(d))
 
 
@@ -273,3 +272,20 @@ def bn_graph_figure() -> Figure:
     ax.text(0.5, 0.995, "Batch-norm at training time:\nthe graph of BN_GRAPH (pipeline/numpy_layers.py)",
             transform=ax.transAxes, ha="center", va="top", fontsize=11)
     return fig
+
+
+def outputs(seed: int = SEED) -> dict:
+    """The `layers` stage: every gradient check, the convolution timings and the batch-norm graph,
+    as {artifact path: content}. A failed check raises UserError and nothing is returned: the
+    site must never show a failing check as a result."""
+    from pipeline import numpy_bench
+    from pipeline import plots as P
+    from pipeline.errors import UserError
+    rows = gradient_checks(seed)
+    failed = [f"{r['backward']} {r['gradient']}" for r in rows if not r["passed"]]
+    if failed:
+        raise UserError(f"{len(failed)} gradient check(s) failed ({', '.join(failed)}); fix "
+                        "pipeline/numpy_layers.py until tests/test_numpy_layers.py passes, then rerun.")
+    fig = bn_graph_figure()
+    return {"cs182/gradchecks.csv": rows, "cs182/conv_timings.json": numpy_bench.conv_timings(),
+            **{f"cs182/bn_graph.{ext}": P.to_bytes(fig, ext) for ext in ("svg", "png")}}

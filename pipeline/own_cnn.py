@@ -14,7 +14,9 @@ itself from hlb-CIFAR10 and Page's ResNet-9 work), scaled down until a few epoch
   of the logits of each image and its mirror image;
 - the whole training set on the device as one tensor, batches by slicing, channels_last.
 
-Plain functions and one frozen dataclass; `invoke train-own` does the file I/O.
+The schedule, smoothing, augmentation and channels_last are options of the LeNet's training loop
+(pipeline.train.run_epochs), so both models train, time and log the same way. Plain functions and
+one frozen dataclass; `invoke train-own` does the file I/O.
 """
 import math
 import time
@@ -25,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.contract import OWN_LOG_COLUMNS as LOG_COLUMNS  # own_cnn/log.csv's header
 from pipeline.errors import UserError
-from pipeline.train import augment_batch, set_seed
+from pipeline.train import run_epochs, set_seed
 
 
 @dataclass(frozen=True)
@@ -133,13 +136,14 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def fit(config: OwnConfig, data: dict, device: torch.device, log=print) -> dict:
-    """Train the own-design CNN and evaluate it once at the end.
+    """Train the own-design CNN through the shared loop (pipeline.train.run_epochs) and evaluate
+    it once at the end.
 
     data: {"x_train" (N, 3, 32, 32) float32 (preprocessed), "y_train" (N,) int64, and any of
-    "x_val"/"y_val", "x_test"/"y_test"}. Validation accuracy is printed after every epoch only
-    if log is given (it costs time, so it is not counted in train_seconds).
-    Returns {"log": [per-epoch dicts], "final": {train_seconds, <split>_accuracy, ...},
-    "state_dict", "params", "test_predictions" (when x_test is given)}.
+    "x_val"/"y_val", "x_test"/"y_test"}. log: called with each epoch's format_log_line (training
+    loss and accuracy, time so far); no held-out data is evaluated during training.
+    Returns {"log": [per-epoch dicts, keys LOG_COLUMNS], "final": {train_seconds,
+    <split>_accuracy, ...}, "state_dict", "params", "test_predictions" (when x_test is given)}.
     """
     if config.epochs < 1 or config.batch_size < 1 or config.lr <= 0:
         raise UserError("epochs, batch size and learning rate must be positive")
@@ -156,42 +160,13 @@ def fit(config: OwnConfig, data: dict, device: torch.device, log=print) -> dict:
                                 weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     n = x.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    step, rows, train_seconds = 0, [], 0.0
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        start = time.perf_counter()
-        perm = torch.randperm(n, generator=generator).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        for i in range(0, n, config.batch_size):
-            idx = perm[i:i + config.batch_size]
-            xb, yb = x[idx], y[idx]                              # (B, 3, 32, 32), (B,)
-            if config.translate or config.flip:  # one gather per batch
-                xb = augment_batch(xb, generator, pad=config.translate, flip=config.flip)
-            if config.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, config.lr, config.warmup)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * yb.shape[0]
-            correct += (logits.detach().argmax(1) == yb).sum()
-            step += 1
-        row = {"epoch": epoch, "train_loss": loss_sum.item() / n, "train_accuracy": correct.item() / n}
-        seconds = time.perf_counter() - start
-        train_seconds += seconds
-        row.update(seconds=seconds, images_per_second=n / seconds, elapsed_train_seconds=train_seconds)
-        if not math.isfinite(row["train_loss"]):
-            raise FloatingPointError(f"own CNN: loss is not finite at epoch {epoch}")
-        rows.append(row)
-        if log is not None:
-            log(f"epoch {epoch:2d}/{config.epochs} | loss {row['train_loss']:.4f} acc "
-                f"{row['train_accuracy']:6.2%} | {seconds:5.1f} s ({train_seconds / 60:.1f} min)")
+    total = math.ceil(n / config.batch_size) * config.epochs  # steps of the whole one cycle
+    augment = (config.translate, config.flip) if config.translate or config.flip else None
+    rows = run_epochs(model, optimizer, x, y, generator, config.epochs, config.batch_size,
+                      columns=LOG_COLUMNS, log=log, name="own CNN", augment=augment,
+                      label_smoothing=config.label_smoothing, channels_last=config.channels_last,
+                      lr_schedule=lambda step: lr_at(step, total, config.lr, config.warmup))
+    train_seconds = rows[-1]["elapsed_train_seconds"]
     final = {"train_seconds": train_seconds, "epochs": config.epochs,
              "images_per_second": n * config.epochs / train_seconds,
              "final_train_loss": rows[-1]["train_loss"], "final_train_accuracy": rows[-1]["train_accuracy"]}

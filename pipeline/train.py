@@ -3,7 +3,9 @@
 The whole training set sits on the device as one float32 tensor; each epoch draws one random
 permutation and a batch is the slice `perm[i:i + B]` gathered with one indexing op. There is no
 per-sample Dataset/DataLoader: at LeNet's size, collating 128 single-image tensors per step is a
-measurable share of the step (`invoke bench` measures both ways). Evaluation runs in
+measurable share of the step (`invoke bench` measures both ways). The one loop (`train_epoch`,
+`run_epochs`) also trains the own CNN of question 5(d) (pipeline/own_cnn.py): its learning-rate
+schedule, label smoothing, augmentation and channels_last are options. Evaluation runs in
 `torch.inference_mode` over large batches. One dict per epoch is the log; printing it as a
 fixed-width line is the caller's choice (`format_log_line`).
 """
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from pipeline.contract import LOG_COLUMNS  # log.csv's header: the contract owns it
 from pipeline.errors import UserError
 from pipeline.model import build_model, get_variant, params_by_layer
 
@@ -75,6 +78,9 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+CROP_FLIP = (4, True)  # a variant's `augment` (pad, flip): the usual CIFAR crop and flip
+
+
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
                   flip: bool = True) -> torch.Tensor:
     """Random crop with zero padding and random horizontal flip, each image its own draw.
@@ -104,32 +110,44 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4,
     return xp[batch, chan, rows, cols]
 
 
-def train_epoch(model, optimizer, x, y, batch_size: int, generator: torch.Generator,
-                progress: bool = False, desc: str = "", augment: bool = False) -> dict:
-    """One pass over (x, y) in a random order.
+def train_epoch(model, optimizer, x, y, batch_size: int, generator: torch.Generator, *,
+                augment=None, label_smoothing: float = 0.0, lr_schedule=None,
+                channels_last: bool = False, step_offset: int = 0, progress: bool = False,
+                desc: str = "") -> dict:
+    """One pass over (x, y) in a random order: the training loop of both LeNet and the own CNN.
 
     Args:
         x: (N, C, H, W) float32 on the model's device; y: (N,) int64 on the same device.
-        augment: random-crop and flip each batch (augment_batch) before the step.
+        generator: CPU generator; draws the epoch's permutation, then each batch's augmentation.
+        augment: None, or (pad, flip): augment_batch(batch, generator, pad, flip) before each step.
+        label_smoothing: of the cross-entropy (0: the plain loss).
+        lr_schedule: None (the optimizer's lr stays), or a function global step -> lr, set on
+            every param group before each step; this epoch's steps are step_offset, +1, ...
+        channels_last: hand the model NHWC batches (convert the model too: faster CPU convs).
     Returns:
         {"loss": mean training loss, "accuracy": fraction correct, "seconds": wall time}.
         Both are measured on the training batches as they were trained on (train mode,
-        dropout active), the usual running estimate.
+        dropout active, augmented, smoothed loss), the usual running estimate.
     """
     model.train()
     n = x.shape[0]
+    start = time.perf_counter()
     perm = torch.randperm(n, generator=generator).to(x.device)
     loss_sum = torch.zeros((), device=x.device)   # summed on the device: no sync per step
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    steps = range(0, n, batch_size)
-    start = time.perf_counter()
-    for i in tqdm(steps, desc=desc, leave=False, disable=not progress, unit="batch"):
+    batches = tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress, unit="batch")
+    for step, i in enumerate(batches, start=step_offset):
         idx = perm[i:i + batch_size]
         xb, yb = x[idx], y[idx]                      # (B, C, H, W), (B,)
-        if augment:
-            xb = augment_batch(xb, generator)
+        if augment is not None:
+            xb = augment_batch(xb, generator, *augment)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule(step)
         logits = model(xb)                           # (B, n_classes)
-        loss = F.cross_entropy(logits, yb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -165,17 +183,51 @@ def confusion_matrix(y_true, y_pred, n_classes: int = 10) -> np.ndarray:
         n_classes, n_classes)
 
 
-LOG_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-               "test_loss", "test_accuracy", "seconds", "eval_seconds", "images_per_second")
-
-
 def format_log_line(row: dict, epochs: int) -> str:
-    """One fixed-width line per epoch (airbench style), the same columns as the CSV log."""
+    """One fixed-width line per epoch (airbench style) for both fits. It shows the fields the
+    row has (LeNet's: val and test each epoch; the own CNN's: training time so far instead), so
+    every line of one run has the same width."""
     width = len(str(epochs))
-    return (f"epoch {row['epoch']:>{width}}/{epochs} | train loss {row['train_loss']:.4f} "
-            f"acc {row['train_accuracy']:6.2%} | val loss {row['val_loss']:.4f} "
-            f"acc {row['val_accuracy']:6.2%} | test acc {row['test_accuracy']:6.2%} | "
-            f"{row['seconds']:6.2f} s {row['images_per_second']:7.0f} img/s")
+    parts = [f"epoch {row['epoch']:>{width}}/{epochs}",
+             f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:7.2%}"]
+    if "val_loss" in row:
+        parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:7.2%}")
+    if "test_accuracy" in row:
+        parts.append(f"test acc {row['test_accuracy']:7.2%}")
+    parts.append(f"{row['seconds']:6.2f} s {row['images_per_second']:7.0f} img/s")
+    if "elapsed_train_seconds" in row:
+        parts.append(f"{row['elapsed_train_seconds'] / 60:5.1f} min")
+    return " | ".join(parts)
+
+
+def run_epochs(model, optimizer, x, y, generator: torch.Generator, epochs: int, batch_size: int,
+               *, evaluate=None, columns=LOG_COLUMNS, log=print, name: str = "",
+               progress: bool = False, **options) -> list[dict]:
+    """The epoch loop of both fits: train_epoch with `options` (augment, label_smoothing,
+    lr_schedule, channels_last; the schedule's step counts on across epochs), evaluate() if given
+    (timed as eval_seconds, not as training time), a finite-loss check, one format_log_line.
+
+    x: (N, C, H, W), y: (N,); evaluate() -> end-of-epoch metrics, e.g. {"val_loss": ...}.
+    Returns: one dict per epoch with the keys `columns`, in order, then evaluate's other keys.
+    """
+    rows, elapsed, steps = [], 0.0, math.ceil(x.shape[0] / batch_size)
+    for epoch in range(1, epochs + 1):
+        tr = train_epoch(model, optimizer, x, y, batch_size, generator, progress=progress,
+                         desc=f"{name} epoch {epoch}", step_offset=(epoch - 1) * steps, **options)
+        elapsed += tr["seconds"]
+        t0 = time.perf_counter()
+        ev = evaluate() if evaluate is not None else {}
+        values = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+                  "seconds": tr["seconds"], "eval_seconds": time.perf_counter() - t0,
+                  "images_per_second": x.shape[0] / tr["seconds"],
+                  "elapsed_train_seconds": elapsed, **ev}
+        row = {k: values[k] for k in (*columns, *(k for k in ev if k not in columns))}
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss", "test_loss") if k in row):
+            raise FloatingPointError(f"{name}: loss is not finite at epoch {epoch}")
+        rows.append(row)
+        if log is not None:
+            log(format_log_line(row, epochs))
+    return rows
 
 
 def fit(config: TrainConfig, data: dict, log=print, progress: bool = True,
@@ -209,30 +261,23 @@ def fit(config: TrainConfig, data: dict, log=print, progress: bool = True,
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
     generator = torch.Generator().manual_seed(config.seed)  # batch order, independent of init
 
-    rows = []
-    for epoch in range(1, epochs + 1):
-        tr = train_epoch(model, optimizer, x_train, y_train, config.batch_size, generator,
-                         progress=progress, desc=f"{config.variant} epoch {epoch}",
-                         augment=get_variant(config.variant).augment)
-        t0 = time.perf_counter()
+    last = {}  # the last evaluation's test predictions, for the confusion matrix
+
+    def evaluate_epoch() -> dict:
         va = evaluate(model, tensors["x_val"], tensors["y_val"], config.eval_batch_size)
         te = evaluate(model, tensors["x_test"], tensors["y_test"], config.eval_batch_size)
-        extra = {}
+        last["predictions"] = te["predictions"].numpy()
+        out = {"val_loss": va["loss"], "val_accuracy": va["accuracy"],
+               "test_loss": te["loss"], "test_accuracy": te["accuracy"]}
         if train_eval_size:
             ev = evaluate(model, x_train[:train_eval_size], y_train[:train_eval_size],
                           config.eval_batch_size)
-            extra = {"train_eval_loss": ev["loss"], "train_eval_accuracy": ev["accuracy"]}
-        row = {"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
-               "val_loss": va["loss"], "val_accuracy": va["accuracy"],
-               "test_loss": te["loss"], "test_accuracy": te["accuracy"],
-               "seconds": tr["seconds"], "eval_seconds": time.perf_counter() - t0,
-               "images_per_second": x_train.shape[0] / tr["seconds"], **extra}
-        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss", "test_loss")):
-            raise FloatingPointError(f"{config.variant}: loss is not finite at epoch {epoch}")
-        rows.append(row)
-        if log is not None:
-            log(format_log_line(row, epochs))
+            out.update(train_eval_loss=ev["loss"], train_eval_accuracy=ev["accuracy"])
+        return out
 
+    rows = run_epochs(model, optimizer, x_train, y_train, generator, epochs, config.batch_size,
+                      evaluate=evaluate_epoch, log=log, name=config.variant, progress=progress,
+                      augment=CROP_FLIP if get_variant(config.variant).augment else None)
     best = max(rows, key=lambda r: r["val_accuracy"])
     train_seconds = sum(r["seconds"] for r in rows)
     counts = params_by_layer(model)
@@ -250,6 +295,6 @@ def fit(config: TrainConfig, data: dict, log=print, progress: bool = True,
     y_test = data["y_test"]
     return {"log": rows, "final": final, "params_by_layer": counts,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "test_predictions": te["predictions"].numpy(),
-            "confusion": confusion_matrix(np.asarray(y_test), te["predictions"].numpy()),
+            "test_predictions": last["predictions"],
+            "confusion": confusion_matrix(np.asarray(y_test), last["predictions"]),
             "device": device_description(device)}

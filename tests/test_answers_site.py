@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 from pipeline.answers import compute_all
 from pipeline.answers import render
 from pipeline.answers.figures import figures
+from pipeline.store import StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = sorted((REPO / "docs" / "answers").glob("*.py"))
@@ -50,10 +51,10 @@ def site(tmp_path_factory, answers) -> Path:
 
 
 def write_manifest(folder: Path):
-    """manifest.json listing every file under `folder` with its sha256 (ARTIFACTS.md's contract)."""
-    entries = {str(p.relative_to(folder)): {"task": "answers", "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    """manifest.json listing every file under `folder` with its sha256, as the store records them."""
+    entries = {p.relative_to(folder).as_posix(): {"task": "answers", "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
                for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json"}
-    (folder / "manifest.json").write_text(json.dumps({"artifacts": entries}))
+    (folder / "manifest.json").write_text(json.dumps({"artifacts": entries, "tasks": {}}))
 
 
 def test_figures_are_built_from_the_answers_dict(answers, tmp_path):
@@ -113,23 +114,25 @@ def test_escape_keeps_math_and_protects_emphasis():
     assert render.escape("w2^11*x12 and z_hat $a_1 * b$") == r"w2^11\*x12 and z\_hat $a_1 * b$"
 
 
-def test_missing_unrecorded_or_changed_artifacts_fail_loudly(tmp_path):
+def test_missing_unrecorded_or_changed_artifacts_fail_loudly(tmp_path, monkeypatch):
+    """The pages read through the store: each failure is one StoreError naming the command."""
+    monkeypatch.delenv("LENET_ARTIFACTS", raising=False)
     (tmp_path / "mkdocs.yml").write_text("site_name: t\n")
     (tmp_path / "docs").mkdir()
     assert render.repo_root(tmp_path / "docs") == tmp_path
-    with pytest.raises(FileNotFoundError, match="invoke answers"):
+    with pytest.raises(StoreError, match=r"answers\.json is missing; run `invoke answers`"):
         render.load_answers(tmp_path)
-    with pytest.raises(FileNotFoundError, match="invoke answers"):
+    with pytest.raises(StoreError, match=r"conv_matrix_A\.png is missing; run `invoke answers`"):
         render.figure_path(tmp_path, "conv_matrix_A")
     folder = tmp_path / "artifacts"
     folder.mkdir()
     (folder / "answers.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match="manifest"):
+    with pytest.raises(StoreError, match="not recorded in .*manifest.json; run `invoke answers`"):
         render.load_answers(tmp_path)
     write_manifest(folder)
     assert render.load_answers(tmp_path) == {}
     (folder / "answers.json").write_text('{"changed": 1}')
-    with pytest.raises(ValueError, match="sha256"):
+    with pytest.raises(StoreError, match="sha256 differs"):
         render.load_answers(tmp_path)
 
 

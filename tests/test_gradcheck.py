@@ -7,7 +7,7 @@ import pytest
 from invoke import Context
 
 import tasks
-from pipeline import artifacts as A
+from pipeline.store import Store, sha256_file
 from pipeline import gradcheck as G
 from pipeline import numpy_bench
 from pipeline import numpy_layers as L
@@ -113,18 +113,19 @@ def layers_workspace(tmp_path, monkeypatch, rows):
 def test_layers_task_writes_records_and_skips(layers_workspace, rows, capsys):
     art = layers_workspace
     tasks.layers(Context())
-    written = A.read_csv(art / "cs182/gradchecks.csv")
+    store = Store(art)
+    written = store.read_csv("cs182/gradchecks.csv")
     assert [tuple(r) for r in written][0] == G.COLUMNS and len(written) == len(rows)
     assert all(r["passed"] == "True" for r in written)
-    assert A.read_json(art / "cs182/conv_timings.json") == fake_timings()
+    assert store.read_json("cs182/conv_timings.json") == fake_timings()
     assert (art / "cs182/bn_graph.svg").read_bytes().lstrip().startswith(b"<?xml")
     assert (art / "cs182/bn_graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    manifest = A.read_json(art / "manifest.json")
+    manifest = store.manifest()
     outputs = ["cs182/bn_graph.png", "cs182/bn_graph.svg", "cs182/conv_timings.json", "cs182/gradchecks.csv"]
     assert manifest["tasks"]["layers"]["outputs"] == outputs
     for rel in outputs:
         entry = manifest["artifacts"][rel]
-        assert entry["task"] == "layers" and entry["sha256"] == A.sha256_file(art / rel)
+        assert entry["task"] == "layers" and entry["sha256"] == sha256_file(art / rel)
         assert entry["data"] is None and entry["seeds"] == {"seed": G.SEED}
     assert not list(art.rglob("*.tmp"))
     capsys.readouterr()

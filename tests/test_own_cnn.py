@@ -9,9 +9,20 @@ import torch
 
 from pipeline import own_cnn as O
 from pipeline.errors import UserError
+from pipeline.train import format_log_line, run_epochs
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "artifacts" / "own_cnn"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: models this small gain nothing from more, and on a busy CPU the
+    threads wait on each other (a 3-epoch fit here: 0.8 s with 1 thread, 10 s with 2)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_whitening_layer_decorrelates_2x2_patches():
@@ -65,17 +76,33 @@ def test_flip_averaging_is_the_mean_of_both_views():
     torch.testing.assert_close(O.predict(m, x, flip=False, channels_last=True), m(x), atol=1e-5, rtol=1e-5)
 
 
-def test_fit_learns_a_separable_task_and_never_sees_test_labels_it_is_not_given():
+def test_fit_learns_a_separable_task_and_never_sees_test_labels_it_is_not_given(monkeypatch):
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (512,), generator=g)
     x = torch.randn(512, 3, 32, 32, generator=g) * 0.5
     x[:, 0] += (2 * y - 1)[:, None, None].float()                # class = red channel up or down
     data = {"x_train": x[:448], "y_train": y[:448], "x_val": x[448:], "y_val": y[448:]}
-    r = O.fit(O.OwnConfig(widths=(8, 8, 8), epochs=3, batch_size=64, lr=0.2), data,
-              torch.device("cpu"), log=None)
+    options = {}
+
+    def spy(*args, **kwargs):  # the shared loop, recording the options the own CNN gives it
+        options.update(kwargs)
+        return run_epochs(*args, **kwargs)
+
+    monkeypatch.setattr(O, "run_epochs", spy)
+    config, lines = O.OwnConfig(widths=(8, 8, 8), epochs=3, batch_size=64, lr=0.2), []
+    r = O.fit(config, data, torch.device("cpu"), log=lines.append)
     assert r["final"]["val_accuracy"] > 0.9
     assert "test_accuracy" not in r["final"] and "test_predictions" not in r
     assert [row["epoch"] for row in r["log"]] == [1, 2, 3]
+    # one format_log_line per epoch, the columns of own_cnn/log.csv in order
+    assert lines == [format_log_line(row, 3) for row in r["log"]] and len({len(x) for x in lines}) == 1
+    assert all(tuple(row) == O.LOG_COLUMNS for row in r["log"])
+    assert r["final"]["train_seconds"] == r["log"][-1]["elapsed_train_seconds"]
+    total = 3 * 448 // 64
+    assert options["augment"] == (config.translate, config.flip)
+    assert options["label_smoothing"] == config.label_smoothing and options["channels_last"]
+    assert [options["lr_schedule"](s) for s in range(total)] == \
+        [O.lr_at(s, total, config.lr, config.warmup) for s in range(total)]
 
 
 def test_later_stages_start_from_the_best_trial_so_far():
@@ -110,7 +137,7 @@ def _read(path):
 
 
 def test_committed_summary_has_the_lenet_columns_and_its_accuracy_is_the_predictions():
-    from tasks import SUMMARY_COLUMNS
+    from pipeline.contract import SUMMARY_COLUMNS
     rows = _read(OUT / "summary.csv")
     assert len(rows) == 1 and tuple(rows[0]) == SUMMARY_COLUMNS
     preds = _read(OUT / "predictions.csv")

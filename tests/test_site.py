@@ -1,8 +1,9 @@
 """Tests of the report site: `mkdocs build --strict` against a complete FAKE artifacts tree (written
-here exactly as ARTIFACTS.md describes it, plots drawn by pipeline.plots, the written answers
-computed by pipeline.answers), with one artifact removed, with official and unofficial data, with a
-bad placeholder and with a notebook page that fails; plus unit tests of the hooks (placeholders,
-the MathJax copy, the notebook cell time limit). The real artifacts are never read:
+here as the artifacts contract (pipeline/contract.py) lays it out, plots drawn by pipeline.plots,
+the stored sentences by pipeline.findings, the written answers computed by pipeline.answers), with
+one artifact removed, with a run that is not the reference run, with official and unofficial data,
+with a bad placeholder and with a notebook page that fails; plus unit tests of the hooks
+(placeholders, the MathJax copy, the notebook cell time limit). The real artifacts are never read:
 LENET_ARTIFACTS points the hook and the notebook pages at the fake tree. (tests/test_browser.py
 opens the site built from the real artifacts in Chromium.)
 """
@@ -26,15 +27,15 @@ import pytest
 import torch
 import yaml
 
-from pipeline import ablation, dropout, filters, gradcheck, own_cnn, plots
+from pipeline import ablation, contract, dropout, filters, findings, gradcheck, own_cnn, plots
 from pipeline.answers import compute_all
 from pipeline.answers.figures import figures as answer_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 VARIANTS = ("lenet_bn_dropout", "lenet_plain")
-EPOCHS = 6
-SEEDS = 5  # runs per variant in the fake summary.csv, as `invoke seeds` leaves it
+EPOCHS = contract.REFERENCE["epochs"]  # the site publishes only reference runs
+SEEDS = 5  # runs per variant: seed 0 in summary.csv, seeds 1..4 in seed_runs.csv (`invoke seeds`)
 N_TEST = 10_000
 SAMPLES = 16
 REBUILT_MD5S = {  # shared/cifar10/README.md
@@ -137,26 +138,29 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
                  "final_train_loss": float(last["train_loss"]), "final_train_accuracy": float(last["train_accuracy"]),
                  "epochs": EPOCHS, "train_seconds": float(logs[v]["seconds"].sum()), "eval_seconds": 3.0,
                  "images_per_second": float(last["images_per_second"]), "params": sum(by_layer.values())}
-        config = {"variant": v, "epochs": EPOCHS, "batch_size": 128, "lr": 0.001, "seed": 0, "split_seed": 0,
-                  "eval_batch_size": 1000, "device": "auto", "smoke": False, "smoke_size": 2000}
+        config = {"variant": v, **contract.REFERENCE, "split_seed": 0, "eval_batch_size": 1000, "device": "auto",
+                  "smoke_size": 2000}
         write_json(vdir / "metrics.json", {
             "variant": v, "description": f"fake {v}", "config": config, "preprocess": FAKE[v]["preprocess"],
-            "final": final, "params_by_layer": by_layer, "device": "cpu (2 threads)", "data": data_info})
+            "final": final, "params_by_layer": by_layer, "device": "cpu (2 threads)", "peak_rss_mib": 400.0,
+            "data": data_info})
         summary.append({"variant": v, "seed": 0, "epochs": EPOCHS, "preprocess": FAKE[v]["preprocess"],
                         "batch_size": 128, "lr": 0.001, **final, "device": "cpu (2 threads)",
                         "official_data": official})
-    columns = ["variant", "seed", "epochs", "preprocess", "batch_size", "lr", "test_accuracy", "test_loss",
-               "best_val_accuracy", "best_val_epoch", "final_train_loss", "final_train_accuracy", "train_seconds",
-               "eval_seconds", "images_per_second", "params", "device", "official_data"]
-    for seed in range(1, SEEDS):  # more seeds as `invoke seeds` adds them: accuracies spread around seed 0's
-        for row in summary[:len(VARIANTS)]:
-            summary.append({**row, "seed": seed, "test_accuracy": row["test_accuracy"] + 0.004 * (seed - 2)
-                            + 0.001 * (seed % 2) * (row["variant"] == "lenet_plain")})
-    pd.DataFrame(summary)[columns].to_csv(root / "lenet/summary.csv", index=False)
-    found = ablation.seeds_summary(summary, list(VARIANTS))
-    write_json(root / "lenet/seeds.json", {"config": {"seeds": SEEDS, "epochs": EPOCHS}, **found, "level": 0.95,
-                                            "sweeps": [{"runs": 8, "wall_seconds": 700.0, "workers": 2,
-                                                        "scheduler": "LocalCluster(2 processes x 1 thread)"}]})
+    columns = list(contract.SUMMARY_COLUMNS)
+    pd.DataFrame(summary)[columns].to_csv(root / "lenet/summary.csv", index=False)  # the reference runs only
+    seed_runs = [{**row, "seed": seed, "test_accuracy": row["test_accuracy"] + 0.004 * (seed - 2)
+                  + 0.001 * (seed % 2) * (row["variant"] == "lenet_plain")}
+                 for seed in range(1, SEEDS) for row in summary]  # accuracies spread around seed 0's
+    pd.DataFrame(seed_runs)[columns].to_csv(root / "lenet/seed_runs.csv", index=False)
+    found = ablation.seeds_summary(summary + seed_runs, list(VARIANTS))
+    write_json(root / "lenet/seeds.json", {
+        "config": {"seeds": SEEDS, **contract.REFERENCE}, **found, "level": 0.95,
+        "reference": {r["variant"]: r["test_accuracy"] for r in summary},
+        "sentence": findings.seeds_paired(found["paired"], 0.95),
+        "sweeps": [{"runs": 8, "wall_seconds": 700.0, "workers": 2, "scheduler": "LocalCluster(2 processes x 1 thread)"}]})
+    write_json(root / "lenet/findings.json",
+               findings.findings(summary, {v: log.to_dict("records") for v, log in logs.items()}))
     pd.DataFrame([{"variant": v, **s} for v, s in found["variants"].items()])[list(ablation.SEEDS_COLUMNS)].to_csv(
         root / "lenet/seeds.csv", index=False)
     write_fake_ablation(root)
@@ -301,6 +305,7 @@ def write_fake_ablation(root: Path) -> None:
     pd.DataFrame(found["cells"])[list(ablation.CELL_COLUMNS)].to_csv(out / "cells.csv", index=False)
     write_json(out / "summary.json", {
         "config": {"seeds": 3, "epochs": EPOCHS, "lr": 0.001, "batch_size": 128, "augment": True},
+        "factors": {k: list(v) for k, v in ablation.FACTORS.items()}, "response": "test_accuracy",
         "runs": len(found["used"]), "augmentation": found["augmentation"], "conclusion": found["conclusion"],
         "published_source": ablation.PUBLISHED_SOURCE, "level": 0.95,
         "sweeps": [{"runs": len(rows), "wall_seconds": 3600.0, "workers": 2,
@@ -322,26 +327,15 @@ def write_answers(root: Path) -> None:
         fig.savefig(root / "answers" / f"{name}.png", dpi=40)
 
 
-def task_of(rel: str) -> str:
-    if rel.startswith("lenet/seeds"):
-        return "seeds"
-    if rel.startswith("cs182/dropout/"):
-        return "dropout"
-    if rel.startswith("cs182/filters"):
-        return "filters"
-    return {"data": "data", "lenet": "train:lenet_plain", "plots": "plots", "answers": "answers",
-            "answers.json": "answers", "ablation": "ablation", "cs182": "layers",
-            "own_cnn": "train_own"}[rel.split("/")[0]]
-
-
 def write_manifest(root: Path) -> None:
-    """manifest.json listing every file under root with its sha256 (as pipeline/artifacts.record does)."""
+    """manifest.json listing every file under root with its sha256 and writer (as Store.record does)."""
     official = json.loads((root / "data/dataset.json").read_text())["official"]
     entries = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
         if p.is_file() and rel != "manifest.json":
-            entries[rel] = {"task": task_of(rel), "commit": "0123456789abcdef", "dirty": False,
+            assert contract.spec_of(rel), f"the fake tree has {rel}, which the contract does not list"
+            entries[rel] = {"task": contract.writer_of(rel), "commit": "0123456789abcdef", "dirty": False,
                             "torch": "2.13.0+cpu", "config": {}, "seeds": {"seed": 0, "split_seed": 0},
                             "device": "cpu (2 threads)", "data": {"source": "/data/x", "official": official,
                                                                   "md5s": {}, "mismatched": []},
@@ -492,6 +486,44 @@ def test_build_fails_when_an_artifact_is_missing(fake_artifacts, tmp_path, missi
     assert f"{missing} is missing; run `{task}`" in b.output, b.output
 
 
+def edit_json(root: Path, rel: str, change) -> None:
+    """Change an artifact by hand and re-record its sha256, so only the content checks can object."""
+    data = json.loads((root / rel).read_text())
+    change(data)
+    write_json(root / rel, data)
+    write_manifest(root)
+
+
+def test_build_fails_on_a_run_that_is_not_the_reference(fake_artifacts, tmp_path):
+    edit_json(fake_artifacts, "lenet/lenet_plain/metrics.json", lambda m: m["config"].update(epochs=1))
+    b = build(fake_artifacts, tmp_path / "site")
+    assert b.returncode != 0
+    assert ("lenet/lenet_plain/metrics.json was trained with epochs=1, not the reference 20: the site "
+            "publishes only reference runs; rerun `invoke train --force`") in b.output, b.output
+
+
+def test_build_fails_when_seeds_used_other_reference_runs(fake_artifacts, tmp_path):
+    edit_json(fake_artifacts, "lenet/seeds.json", lambda s: s["reference"].update(lenet_plain=0.6012))
+    b = build(fake_artifacts, tmp_path / "site")
+    assert b.returncode != 0
+    assert ("lenet/seeds.json used 0.6012 as the seed-0 test accuracy of lenet_plain, but the reference run "
+            "in lenet/summary.csv has 0.6184") in b.output, b.output
+    assert "rerun `invoke seeds`" in b.output, b.output
+
+
+def test_build_fails_on_a_hand_edited_accuracy(fake_artifacts, tmp_path):
+    """63.5 (a percentage typed into a column of fractions), with the manifest re-hashed: the store's
+    value rules catch what the sha256 no longer can."""
+    summary = fake_artifacts / "lenet/summary.csv"
+    df = pd.read_csv(summary)
+    df.loc[df.variant == "lenet_plain", "test_accuracy"] = 63.5
+    df.to_csv(summary, index=False)
+    write_manifest(fake_artifacts)
+    b = build(fake_artifacts, tmp_path / "site")
+    assert b.returncode != 0
+    assert "lenet/summary.csv line 3: test_accuracy = '63.5' is not a fraction in [0, 1]" in b.output, b.output
+
+
 def config_with_docs(tmp_path: Path) -> tuple[Path, Path]:
     """A copy of docs/ to add pages to, and an mkdocs.yml that builds it: (docs, config path)."""
     docs = Path(shutil.copytree(ROOT / "docs", tmp_path / "docs"))
@@ -543,7 +575,7 @@ class FakePage:
 
 
 def fill(hook, root: Path, text: str, src_uri: str = "lenet/results.md") -> str:
-    return hook.substitute(hook.Artifacts(root), text, FakePage(src_uri))
+    return hook.substitute(hook.Store(root), text, FakePage(src_uri))
 
 
 def test_placeholders_read_the_artifacts(hook, fake_artifacts):
@@ -551,6 +583,7 @@ def test_placeholders_read_the_artifacts(hook, fake_artifacts):
     assert fill(hook, fake_artifacts, "x {{ metric lenet_bn_dropout epochs }} y") == f"x {EPOCHS} y"
     assert fill(hook, fake_artifacts, "{{ run lenet_plain config.eval_batch_size int }}") == "1,000"
     assert fill(hook, fake_artifacts, "{{ dataset counts.test int }}") == "10,000"
+    assert fill(hook, fake_artifacts, "{{ value lenet/summary.csv lenet_plain.test_accuracy pct }}") == "61.8%"
     assert fill(hook, fake_artifacts, "{{ expect lenet_plain preprocess rescale }}") == ""
     assert fill(hook, fake_artifacts, "{{ plot samples.png Some images }}") == \
         "[![Some images](../assets/plots/samples.png){ loading=lazy }](../assets/plots/samples.png)"
@@ -558,32 +591,43 @@ def test_placeholders_read_the_artifacts(hook, fake_artifacts):
     assert len(table.split("\n")) == 2 + EPOCHS and all(line.startswith("    |") for line in table.split("\n"))
 
 
-def test_compare_words_follow_the_numbers(hook, fake_artifacts):
+def test_docstring_examples_are_valid(hook, fake_artifacts):
+    """Every example in the hook's docstring expands against a complete tree, as written."""
+    examples = hook.__doc__.split("Examples, each valid as written")[1]
+    lines = [line.strip() for line in examples.splitlines() if line.strip().startswith("{{")]
+    assert len(lines) >= 8
+    for line in lines:
+        assert fill(hook, fake_artifacts, line, "index.md"), line
+
+
+def test_sentences_are_the_stored_ones(hook, fake_artifacts):
+    """compare, val_trend and seeds_paired place what the pipeline stored; the hook judges nothing."""
     a, b = VARIANTS
-    assert fill(hook, fake_artifacts, f"{{{{ compare test_accuracy {b} {a} }}}}").startswith(f"`{a}` has the higher")
+    stored = json.loads((fake_artifacts / "lenet/findings.json").read_text())
+    assert fill(hook, fake_artifacts, f"{{{{ compare test_accuracy {a} {b} }}}}") == \
+        stored["compare"]["test_accuracy"]["sentence"] == (
+            f"`{a}` has the higher test accuracy: 65.9% against 61.8% for `{b}` (4.1 percentage points).")
     assert fill(hook, fake_artifacts, "{{ compare final_train_loss }}").startswith(f"`{a}` has the higher final")
-    summary = fake_artifacts / "lenet/summary.csv"
-    df = pd.read_csv(summary)
-    df.loc[df.variant == b, "test_accuracy"] = 0.7
-    df.to_csv(summary, index=False)
-    write_manifest(fake_artifacts)
-    assert fill(hook, fake_artifacts, "{{ compare test_accuracy }}") == (
-        f"`{b}` has the higher test accuracy: 70.0% against 65.9% for `{a}` (4.1 percentage points).")
-
-
-def test_val_trend(hook, fake_artifacts):
     assert "overfits" in fill(hook, fake_artifacts, "{{ val_trend lenet_plain }}")
     assert "levelled off" in fill(hook, fake_artifacts, "{{ val_trend lenet_bn_dropout }}")
+    seeds = json.loads((fake_artifacts / "lenet/seeds.json").read_text())
+    assert fill(hook, fake_artifacts, "{{ seeds_paired }}") == seeds["sentence"]
+    # The page's prose assumes which pair is compared: any other pair fails the build.
+    with pytest.raises(hook.PluginError, match=f"compares {a} with {b}; update the page"):
+        fill(hook, fake_artifacts, f"{{{{ compare test_accuracy {b} {a} }}}}")
 
 
 @pytest.mark.parametrize("text, message", [
     ("{{ nope }}", "unknown placeholder 'nope'"),
-    ("{{ metric lenet_big test_accuracy }}", "no run of variant 'lenet_big'"),
-    ("{{ metric lenet_plain accuracy }}", "no column 'accuracy'"),
+    ("{{ metric lenet_big test_accuracy }}", "has no field 'lenet_big.test_accuracy'"),
+    ("{{ metric lenet_plain accuracy }}", "has no field 'lenet_plain.accuracy'"),
+    ("{{ run lenet_big config.lr }}", "no run of variant 'lenet_big'"),
     ("{{ metric lenet_plain }}", "wrong arguments"),
     ("{{ dataset counts.nope }}", "no field 'counts.nope'"),
     ("{{ expect lenet_plain preprocess normalize }}", "update the page"),
-    ("{{ plot nope }}", "plots/nope.svg is missing; run `invoke plots`"),
+    ("{{ compare params_by_layer }}", "no field 'compare.params_by_layer'"),
+    ("{{ val_trend lenet_big }}", "no field 'val_trend.lenet_big'"),
+    ("{{ plot nope }}", "plots/nope.svg is not a figure the artifacts contract lists"),
     ("a {{ summary_table }}", "put it alone on its line"),
 ])
 def test_bad_placeholders_fail(hook, fake_artifacts, text, message):

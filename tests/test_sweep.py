@@ -17,6 +17,7 @@ from invoke.exceptions import Exit
 
 import tasks
 from pipeline import ablation as AB
+from pipeline import contract, stages
 
 ROOT = Path(__file__).resolve().parents[1]
 DETERMINISTIC = ("test_accuracy", "best_val_accuracy", "best_val_epoch", "final_train_loss", "test_loss")
@@ -26,8 +27,10 @@ DETERMINISTIC = ("test_accuracy", "best_val_accuracy", "best_val_epoch", "final_
 def workspace(tmp_path, monkeypatch, tiny_cifar):
     monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
     monkeypatch.setattr(tasks, "CACHE", tmp_path / "data")
-    monkeypatch.setattr(tasks, "EXPECTED_COUNTS", tiny_cifar.counts)
-    monkeypatch.setattr(tasks, "VAL_SIZE", 50)
+    monkeypatch.setattr(tasks, "REJECTED", tmp_path / "rejected")
+    monkeypatch.setattr(stages, "EXPECTED_COUNTS", tiny_cifar.counts)
+    monkeypatch.setattr(stages, "VAL_SIZE", 50)
+    monkeypatch.setitem(contract.REFERENCE, "epochs", 1)  # the tiny sweeps stand for the reference
     return tmp_path
 
 
@@ -74,7 +77,7 @@ def test_tiny_ablation_and_seeds_on_a_local_cluster(workspace, tiny_cifar, capsy
     captured = capsys.readouterr()
     assert "runs.csv line 4: test_accuracy 63.5 is not a fraction" in captured.err
     assert "1 to train" in captured.out
-    assert (out / "runs.rejected.csv").exists()
+    assert len(list((workspace / "rejected").glob("ablation-runs-*.csv"))) == 1
     assert by_run(read(out / "runs.csv")) == by_run(runs)  # redone: the same numbers as before
 
     # seeds: needs the seed-0 reference runs of `invoke train` first.
@@ -82,17 +85,19 @@ def test_tiny_ablation_and_seeds_on_a_local_cluster(workspace, tiny_cifar, capsy
         tasks.seeds(Context(), seeds=2, epochs=1, jobs=2, source=src, allow_unofficial_data=True, quiet=True)
     tasks.train(Context(), epochs=1, source=src, allow_unofficial_data=True, quiet=True)
     tasks.seeds(Context(), seeds=3, epochs=1, jobs=2, source=src, allow_unofficial_data=True, quiet=True)
-    summary_rows = read(workspace / "artifacts" / "lenet" / "summary.csv")
-    assert sorted((r["variant"], r["seed"]) for r in summary_rows) == sorted(
-        (v, str(s)) for v in ("lenet_bn_dropout", "lenet_plain") for s in range(3))
+    summary_rows = read(workspace / "artifacts" / "lenet" / "summary.csv")  # train's only
+    assert sorted((r["variant"], r["seed"]) for r in summary_rows) == [("lenet_bn_dropout", "0"), ("lenet_plain", "0")]
+    extra = read(workspace / "artifacts" / "lenet" / "seed_runs.csv")
+    assert sorted((r["variant"], r["seed"]) for r in extra) == sorted(
+        (v, str(s)) for v in ("lenet_bn_dropout", "lenet_plain") for s in (1, 2))
     seeds = json.loads((workspace / "artifacts" / "lenet" / "seeds.json").read_text())
     assert seeds["variants"]["lenet_plain"]["n"] == 3 and seeds["paired"]["n"] == 3
     assert read(workspace / "artifacts" / "lenet" / "seeds.csv")[0]["variant"] == "lenet_bn_dropout"
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"seeds": -1}, "--seeds must be at least 1, got -1"),
-    ({"seeds": 0}, "--seeds must be at least 1, got 0"),
+    ({"seeds": -1}, "--seeds must be at least 2, got -1"),
+    ({"seeds": 1}, "--seeds must be at least 2, got 1"),
     ({"epochs": 0}, "--epochs must be at least 1"),
     ({"jobs": "two"}, "--jobs must be an integer"),
 ])
@@ -108,8 +113,10 @@ DRIVER = textwrap.dedent("""
     from pathlib import Path
     from invoke import Context
     import tasks
+    from pipeline import contract, stages
     art, data, counts = sys.argv[1], sys.argv[2], tuple(map(int, sys.argv[3].split(",")))
-    tasks.ART, tasks.CACHE, tasks.EXPECTED_COUNTS, tasks.VAL_SIZE = Path(art), Path(art) / "cache", counts, 50
+    tasks.ART, tasks.CACHE = Path(art), Path(art) / "cache"
+    stages.EXPECTED_COUNTS, stages.VAL_SIZE, contract.REFERENCE["epochs"] = counts, 50, 4
     tasks.ablation(Context(), seeds=2, epochs=4, jobs=2, augment=False, source=data,
                    allow_unofficial_data=True, quiet=True)
 """)

@@ -12,7 +12,8 @@ import pytest
 from invoke import Context
 
 import tasks
-from pipeline import artifacts as A
+from pipeline import contract, stages
+from pipeline.store import Store, sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,9 +23,12 @@ def workspace(tmp_path, monkeypatch, tiny_cifar):
     """tasks.py pointed at a temporary artifacts/ and cache, expecting the tiny archive's sizes."""
     monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
     monkeypatch.setattr(tasks, "CACHE", tmp_path / "data")
-    monkeypatch.setattr(tasks, "SMOKE", tmp_path / "smoke")
-    monkeypatch.setattr(tasks, "EXPECTED_COUNTS", tiny_cifar.counts)
-    monkeypatch.setattr(tasks, "VAL_SIZE", 50)
+    monkeypatch.setattr(tasks, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(stages, "EXPECTED_COUNTS", tiny_cifar.counts)
+    monkeypatch.setattr(stages, "VAL_SIZE", 50)
+    # the tiny runs below (2 epochs, batch 64) stand for the reference
+    monkeypatch.setitem(contract.REFERENCE, "epochs", 2)
+    monkeypatch.setitem(contract.REFERENCE, "batch_size", 64)
     monkeypatch.delenv("CIFAR10_PATH", raising=False)
     monkeypatch.setenv("CIFAR10_ALLOW_UNOFFICIAL", "1")
     return tmp_path
@@ -37,22 +41,24 @@ def test_pipeline_end_to_end_then_skips(workspace, tiny_cifar, capsys):
     tasks.train(c, epochs=2, batch_size=64, source=src, quiet=True)
     tasks.plots(c)
     art = workspace / "artifacts"
-    summary = A.read_csv(art / "lenet" / "summary.csv")
+    store = Store(art)
+    summary = store.read_csv("lenet/summary.csv")
     assert [r["variant"] for r in summary] == ["lenet_bn_dropout", "lenet_plain"]
     for column in ("variant", "seed", "epochs", "test_accuracy", "best_val_accuracy",
                    "final_train_loss", "train_seconds", "images_per_second", "device"):
         assert column in summary[0]
     for r in summary:
         assert 0 <= float(r["test_accuracy"]) <= 1 and int(r["epochs"]) == 2
-        log = A.read_csv(art / "lenet" / r["variant"] / "log.csv")
+        log = store.read_csv(f"lenet/{r['variant']}/log.csv")
         assert len(log) == 2
         cm = np.loadtxt(art / "lenet" / r["variant"] / "confusion.csv", delimiter=",",
                         skiprows=1, usecols=range(1, 11))
         assert cm.sum() == tiny_cifar.counts[1]
         assert np.trace(cm) / cm.sum() == pytest.approx(float(r["test_accuracy"]))
-    manifest = A.read_json(art / "manifest.json")
+    manifest = store.manifest()
     for rel, entry in manifest["artifacts"].items():
-        assert entry["sha256"] == A.sha256_file(art / rel), rel
+        assert entry["sha256"] == sha256_file(art / rel), rel
+        assert entry["task"] == contract.writer_of(rel), rel
         for key in ("task", "commit", "config", "seeds", "device", "torch", "data", "timestamp"):
             assert key in entry, (rel, key)
         if entry["data"] is not None:
@@ -60,11 +66,14 @@ def test_pipeline_end_to_end_then_skips(workspace, tiny_cifar, capsys):
     assert not list(art.rglob("*.tmp"))
 
     capsys.readouterr()
+    mtimes = {p: p.stat().st_mtime_ns for p in art.rglob("*")}
     tasks.data(c, source=src, samples=24)
     tasks.train(c, epochs=2, batch_size=64, source=src, quiet=True)
     tasks.plots(c)
     out = capsys.readouterr().out
     assert out.count("up to date") == 4, out
+    # a run that redid nothing rewrote nothing, the manifest included
+    assert {p: p.stat().st_mtime_ns for p in art.rglob("*")} == mtimes
 
     # a changed output is noticed, and --force redoes the work
     (art / "lenet" / "lenet_plain" / "log.csv").write_text("tampered\n")
@@ -78,8 +87,21 @@ def test_pipeline_end_to_end_then_skips(workspace, tiny_cifar, capsys):
 def test_smoke_run_stays_out_of_artifacts(workspace, tiny_cifar):
     tasks.train(Context(), smoke=True, source=str(tiny_cifar.batch_dir), quiet=True,
                 variant="lenet_plain")
-    assert (workspace / "smoke" / "lenet" / "summary.csv").exists()
+    assert (workspace / "runs" / "smoke" / "lenet" / "summary.csv").exists()
     assert not (workspace / "artifacts").exists()
+
+
+def test_other_settings_never_replace_the_reference(workspace, tiny_cifar, capsys):
+    c, src = Context(), str(tiny_cifar.batch_dir)
+    tasks.train(c, epochs=2, batch_size=64, source=src, quiet=True, variant="lenet_plain")
+    art = workspace / "artifacts"
+    before = {p: p.read_bytes() for p in art.rglob("*") if p.is_file()}
+    tasks.train(c, epochs=1, batch_size=64, source=src, quiet=True, variant="lenet_plain")
+    tasks.train(c, epochs=2, batch_size=64, lr="0.01", seed=3, source=src, quiet=True, variant="lenet_plain")
+    assert {p: p.read_bytes() for p in art.rglob("*") if p.is_file()} == before
+    assert "writing to" in capsys.readouterr().out
+    assert Store(workspace / "runs" / "epochs1").read_csv("lenet/summary.csv")[0]["epochs"] == "1"
+    assert (workspace / "runs" / "lr0.01-seed3" / "lenet" / "lenet_plain" / "weights.pt").exists()
 
 
 def test_plots_without_training_is_a_clear_error(workspace):
@@ -197,7 +219,9 @@ def test_wrong_counts(tiny_cifar, art_env):
     (["--batch-size", "-3"], "--batch-size must be at least 1"),
     (["--lr", "0"], "--lr must be positive"),
     (["--lr", "fast"], "--lr must be a number"),
-    (["--seed", "-1"], "--seed must be non-negative"),
+    (["--seed", "-1"], "--seed must be at least 0"),
+    (["--epochs", "abc"], "--epochs must be an integer"),
+    (["--lr", "inf"], "--lr must be a finite number"),
 ])
 def test_bad_train_flags(args, fragment, art_env):
     assert_one_line_error(run_invoke("train", *args, env=art_env), fragment)

@@ -198,3 +198,15 @@ def figures(answers: dict) -> dict[str, Figure]:
             "bn_running_stats": bn_running_stats(answers),
             "receptive_field": receptive_field_growth(answers),
             "fir_1d": fir_1d(answers)}
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """A figure as the answer pages show it: PNG at 120 dpi, cropped to its content, without the
+    matplotlib version in its metadata (so an unchanged figure has unchanged bytes)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

@@ -2,22 +2,22 @@
 
 The site's pages (docs/answers/*.py, executed by mkdocs-jupyter) hold headings and prose; every
 number, matrix and formula they show comes through here from the JSON file that `invoke answers`
-wrote, and every figure from artifacts/answers/<name>.png. Each file must be listed in
-artifacts/manifest.json with a matching sha256 (as the site hook requires of its files); a missing
-or changed file raises an error saying which task to run, so the build fails instead of showing
-stale or invented numbers. The formatting functions are pure (entry in, Markdown string out); `AnswerPage`
-adds the IPython display calls. Imports neither torch nor the computing modules.
+wrote, and every figure from artifacts/answers/<name>.png. Both are read through the artifacts
+store (pipeline/store.py), as the site hook reads its files: a missing, changed (sha256 against the
+manifest) or malformed file raises a StoreError saying which command rewrites it, so the build
+fails instead of showing stale or invented numbers. The formatting functions are pure (entry in,
+Markdown string out); `AnswerPage` adds the IPython display calls. Imports neither torch nor the
+computing modules.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import re
 from pathlib import Path
 
-ANSWERS_JSON = "answers.json"   # paths inside the artifacts folder, as manifest.json keys them
+from pipeline.store import Store, resolve_root
+
+ANSWERS_JSON = "answers.json"   # paths inside the artifacts folder, as the contract names them
 FIGURES_DIR = "answers"
 SYMBOL = re.compile(r"^w(\d+)\^(\d+),?(\d+)$")  # "w1^21" / "w1^10,3" (conv.weight_symbol)
 MAX_GIVEN_VALUES = 40  # givens with more numbers than this are summarised, not printed
@@ -35,39 +35,19 @@ def repo_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"no mkdocs.yml at or above {start}; build the site from the repository.")
 
 
-def artifacts_dir(root: Path) -> Path:
-    """$LENET_ARTIFACTS if set (relative to the working directory), else root/artifacts: the same
-    rule as the site's hook (hooks/artifacts.py), so pages and hook read the same tree."""
-    env = os.environ.get("LENET_ARTIFACTS")
-    return Path(env).resolve() if env else Path(root) / "artifacts"
-
-
-def verified(root: Path, rel: str) -> Path:
-    """artifacts/<rel>, which must exist and match the sha256 manifest.json records for it (the
-    contract of ARTIFACTS.md): a page never shows a file that changed after `invoke answers`."""
-    folder = artifacts_dir(root)
-    path = folder / rel
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; run `invoke answers` before building the site.")
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path} is missing; run `invoke answers` to record {rel}.")
-    table = json.loads(manifest_path.read_text(encoding="utf-8")).get("artifacts", {})
-    entry = table.get(rel, table.get(f"artifacts/{rel}"))
-    if not isinstance(entry, dict) or "sha256" not in entry:
-        raise FileNotFoundError(f"{rel} is not recorded in {manifest_path}; run `invoke answers`.")
-    if entry["sha256"] != hashlib.sha256(path.read_bytes()).hexdigest():
-        raise ValueError(f"{path} changed after `invoke answers` wrote it (sha256 differs from the "
-                         f"manifest); rerun `invoke answers --force`.")
-    return path
+def store(root: Path) -> Store:
+    """The artifacts of the repository at `root` ($LENET_ARTIFACTS if set): the tree the hook
+    reads. Not Store()'s default: that is the repository this module was imported from, and a
+    page may be built from a copy that links to it."""
+    return Store(resolve_root(root))
 
 
 def load_answers(root: Path) -> dict:
-    return json.loads(verified(root, ANSWERS_JSON).read_text(encoding="utf-8"))
+    return store(root).read_json(ANSWERS_JSON)
 
 
 def figure_path(root: Path, name: str) -> Path:
-    return verified(root, f"{FIGURES_DIR}/{name}.png")
+    return store(root).path(f"{FIGURES_DIR}/{name}.png")
 
 
 # --- formatting --------------------------------------------------------------------------------
@@ -232,8 +212,8 @@ class AnswerPage:
     """What a notebook page uses: `page.show(id, ...)`, `page.figure(name)`, `page.errata()`."""
 
     def __init__(self, root: Path | None = None):
-        self.root = repo_root() if root is None else Path(root)
-        self.answers = load_answers(self.root)
+        self.store = store(repo_root() if root is None else root)
+        self.answers = self.store.read_json(ANSWERS_JSON)
 
     def __getitem__(self, key: str) -> dict:
         if key not in self.answers:
@@ -256,7 +236,7 @@ class AnswerPage:
 
     def figure(self, name: str, width: int = 900):
         from IPython.display import Image, display
-        display(Image(filename=str(figure_path(self.root, name)), width=width))
+        display(Image(filename=str(self.store.path(f"{FIGURES_DIR}/{name}.png")), width=width))
 
     def errata(self):
         self.markdown(errata_md(self["errata"]["value"]))

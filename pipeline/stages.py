@@ -1,0 +1,388 @@
+"""The stages behind the invoke tasks: each takes settings and inputs and returns
+`{artifact path: content}` for the store to write (pipeline/store.py), plus what the task prints.
+
+tasks.py parses flags, calls one function here and writes through the store. Policies that
+decide what a stage does (which runs are the reference, what a sweep still has to train, the
+own-CNN search and its budget, the seeds' row checks) live here, with tests.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from pipeline import contract
+from pipeline.errors import UserError
+from pipeline.store import REPO
+
+EXPECTED_COUNTS = (50000, 10000)      # CIFAR-10's train / test sizes; tests use a tiny archive
+VAL_SIZE, SPLIT_SEED = 5000, 0        # the 45,000 / 5,000 train / validation split, fixed by seed
+CACHE = REPO / "data"
+SAMPLES = "test_samples.npz"          # raw test images for the sample grid: data, never committed
+
+# The code whose contents make up each stage's key (relative to the repository).
+CODE = {
+    "data": ("pipeline/data.py",),
+    "train": ("pipeline/data.py", "pipeline/preprocess.py", "pipeline/model.py", "pipeline/train.py"),
+    "train-own": ("pipeline/data.py", "pipeline/preprocess.py", "pipeline/train.py", "pipeline/own_cnn.py"),
+    "plots": ("pipeline/plots.py", "pipeline/findings.py"),
+    "layers": ("pipeline/numpy_layers.py", "pipeline/gradcheck.py", "pipeline/numpy_bench.py"),
+    "filters": ("pipeline/filters.py", "pipeline/numpy_layers.py", "pipeline/plots.py"),
+}
+
+
+def code_files(stage: str) -> list[Path]:
+    if stage == "answers":
+        return sorted(p.relative_to(REPO) for p in (REPO / "pipeline" / "answers").glob("*.py"))
+    return [Path(p) for p in CODE[stage]]
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def load_dataset(source=None, allow_unofficial_data=False, cache_dir: Path = CACHE):
+    """Locate, verify and load CIFAR-10, then split it. Returns (arrays, info): x_train/y_train
+    (the 45,000), x_val/y_val, x_test/y_test as uint8 HWC / int64."""
+    from pipeline import data
+    batch_dir, info = data.prepare(source, allow_unofficial_data, cache_dir=cache_dir)
+    arrays, split = data.split_arrays(*data.load_data(batch_dir, expected_counts=EXPECTED_COUNTS),
+                                      val_size=VAL_SIZE, seed=SPLIT_SEED)
+    return arrays, {**info, "batch_dir": str(batch_dir), "split": split}
+
+
+def data_provenance(info: dict) -> dict:
+    """The part of the data info every artifact records."""
+    return {k: info[k] for k in ("source", "official", "md5s", "mismatched")}
+
+
+def data_key_config(info: dict) -> dict:
+    """The data part of a stage key: the files' md5s and how they are split (known before the
+    data is loaded, so an up-to-date stage never loads it)."""
+    return {"md5s": info["md5s"], "val_size": VAL_SIZE, "split_seed": SPLIT_SEED}
+
+
+def dataset_json(arrays: dict, info: dict) -> dict:
+    from pipeline import data as D
+    return {"source": info["source"], "official": info["official"], "md5s": info["md5s"],
+            "official_md5s": D.OFFICIAL_MD5S, "mismatched": info["mismatched"],
+            "classes": list(D.CLASSES), "image_shape": [32, 32, 3],
+            "counts": {k: int(len(arrays[f"y_{k}"])) for k in ("train", "val", "test")},
+            "class_counts": {k: D.class_counts(arrays[f"y_{k}"]) for k in ("train", "val", "test")},
+            "split": info["split"]}
+
+
+# --- train: the reference and other runs -------------------------------------------------------
+
+def settings_of(config) -> dict:
+    return {k: getattr(config, k) for k in contract.REFERENCE}
+
+
+def run_folder(settings: dict) -> str | None:
+    """None for the reference settings (they go to artifacts/); otherwise the folder under
+    build/runs/ named by what differs, e.g. "epochs1-lr0.01" or "smoke"."""
+    if settings.get("smoke"):
+        return "smoke"
+    differ = [f"{k}{settings[k]:g}" if isinstance(settings[k], float) else f"{k}{settings[k]}"
+              for k in contract.REFERENCE if settings[k] != contract.REFERENCE[k]]
+    return "-".join(differ) or None
+
+
+def train_key_config(config, info: dict) -> dict:
+    """A run's key config: its settings and the data, not the device name ('auto' resolves per
+    machine; a rerun on another device is what `invoke verify` compares)."""
+    return {"config": {k: v for k, v in asdict(config).items() if k != "device"}, **data_key_config(info)}
+
+
+def predictions_rows(labels, predictions) -> list[dict]:
+    return [{"index": i, "label": int(y), "prediction": int(p)}
+            for i, (y, p) in enumerate(zip(labels, predictions))]
+
+
+def summary_row(config, result: dict, info: dict) -> dict:
+    return {"variant": config.variant, "seed": config.seed, "preprocess": config.preprocess,
+            "batch_size": config.batch_size, "lr": config.lr, "device": result["device"],
+            "official_data": info["official"], **result["final"]}
+
+
+def merge_rows(rows: list[dict], new: dict) -> list[dict]:
+    """rows with `new` replacing the row of the same (variant, seed), sorted."""
+    key = (new["variant"], int(new["seed"]))
+    return sorted([r for r in rows if (r["variant"], int(r["seed"])) != key] + [new],
+                  key=lambda r: (r["variant"], int(r["seed"])))
+
+
+def train_outputs(config, result: dict, info: dict, classes, summary: list[dict]) -> dict:
+    """One run's artifacts under lenet/<variant>/ and the summary with its row."""
+    from pipeline.model import get_variant
+    v = f"lenet/{config.variant}"
+    metrics = {"variant": config.variant, "description": get_variant(config.variant).description,
+               "config": asdict(config), "preprocess": config.preprocess,
+               "final": result["final"], "params_by_layer": result["params_by_layer"],
+               "device": result["device"], "peak_rss_mib": result["peak_rss_mib"],
+               "data": data_provenance(info)}
+    confusion = [{"true\\pred": name, **dict(zip(classes, map(int, row)))}
+                 for name, row in zip(classes, result["confusion"])]
+    return {f"{v}/log.csv": result["log"], f"{v}/metrics.json": metrics,
+            f"{v}/confusion.csv": (["true\\pred", *classes], confusion),
+            f"{v}/predictions.csv": predictions_rows(result["y_test"], result["test_predictions"]),
+            f"{v}/weights.pt": result["state_dict"],
+            "lenet/summary.csv": merge_rows(summary, summary_row(config, result, info))}
+
+
+# --- sweeps: seeds, ablation, dropout ----------------------------------------------------------
+
+def config_id(config, ref) -> str:
+    """Names what makes two sweep runs comparable (not threads or jobs, which change only speed)."""
+    ident = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+             "md5s": ref.md5s, "val_size": ref.val_size, "split_seed": ref.split_seed}
+    if config.train_eval_size:  # only the dropout experiment's runs measure it
+        ident["train_eval_size"] = config.train_eval_size
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def sweep_history(previous: dict | None, cid: str, sweep: dict) -> list[dict]:
+    """Every invocation that trained runs for this config (a resumed sweep has several), so the
+    reported sweep time survives a later rerun that only redoes the analysis."""
+    prev = previous or {}
+    history = []
+    if prev.get("config", {}).get("config_id") == cid:
+        history = prev.get("sweeps") or ([prev["sweep"]] if prev.get("sweep") else [])
+    if sweep["runs"]:
+        history = [*history, {**sweep, "finished": now()}]
+    return history
+
+
+def same_settings(row: dict, config) -> bool:
+    return (int(row["epochs"]), int(row["batch_size"]), float(row["lr"])) == (
+        config.epochs, config.batch_size, config.lr)
+
+
+def seeds_reference(summary: list[dict], config) -> dict:
+    """The seed-0 test accuracy of each variant from train's summary.csv; each must exist with
+    the sweep's settings (the other seeds are repeats of it)."""
+    from pipeline.model import VARIANTS
+    found = {}
+    for name in VARIANTS:
+        rows = [r for r in summary if r["variant"] == name and int(r["seed"]) == 0 and same_settings(r, config)]
+        if not rows:
+            raise UserError(f"lenet/summary.csv has no seed-0 run of {name} with {config.epochs} epochs, "
+                            f"batch {config.batch_size}, lr {config.lr}; run `invoke train` with those "
+                            f"settings first")
+        found[name] = float(rows[0]["test_accuracy"])
+    return found
+
+
+def seeds_todo(seed_runs: list[dict], n: int, config, force: bool) -> tuple[list[dict], list]:
+    """(rows to keep, specs to train) for seeds 1..n-1 of both variants."""
+    from pipeline.model import VARIANTS
+    from pipeline.sweep import spec
+    keep = [r for r in seed_runs if same_settings(r, config) and int(r["seed"]) > 0 and not force]
+    done = {(r["variant"], int(r["seed"])) for r in keep}
+    todo = [spec(v.preprocess, v.batch_norm, v.dropout > 0, False, s) for s in range(1, n)
+            for name, v in VARIANTS.items() if (name, s) not in done]
+    return keep, todo
+
+
+def seeds_row(result: dict, config, official: bool) -> dict:
+    from pipeline.model import VARIANTS, spec_name
+    names = {spec_name(v.preprocess, v.batch_norm, v.dropout > 0): k for k, v in VARIANTS.items()}
+    variant = names[spec_name(result["preprocess"], result["batch_norm"], result["dropout"])]
+    return {**result, "variant": variant, "batch_size": config.batch_size, "lr": config.lr,
+            "official_data": official}
+
+
+def seeds_outputs(summary: list[dict], seed_runs: list[dict], n: int, config, cid: str,
+                  previous: dict | None, sweep: dict) -> dict:
+    """seeds.json / seeds.csv from the reference runs (seed 0) and the extra seeds."""
+    from pipeline import ablation as AB
+    from pipeline import findings, stats
+    from pipeline.model import VARIANTS
+    reference = seeds_reference(summary, config)
+    rows = ([r for r in summary if int(r["seed"]) == 0 and same_settings(r, config)]
+            + [r for r in seed_runs if same_settings(r, config) and 0 < int(r["seed"]) < n])
+    found = AB.seeds_summary(rows, list(VARIANTS))
+    result = {"config": {"seeds": n, **asdict(config), "config_id": cid}, **found,
+              "reference": reference, "sentence": findings.seeds_paired(found["paired"], stats.LEVEL),
+              "level": stats.LEVEL, "sweeps": sweep_history(previous, cid, sweep)}
+    table = [{"variant": v, **{k: s[k] for k in contract.SEEDS_COLUMNS[1:]}} for v, s in found["variants"].items()]
+    return {"lenet/seed_runs.csv": seed_runs, "lenet/seeds.json": result, "lenet/seeds.csv": table}
+
+
+# --- the own CNN (CS182 5(d)) -------------------------------------------------------------------
+
+def own_arrays(raw: dict, splits=("train", "val", "test")) -> dict:
+    """The splits the own CNN sees, per-channel standardised with training statistics."""
+    from pipeline.preprocess import preprocess
+    (x_tr, x_va, x_te), _ = preprocess(raw["x_train"], raw["x_val"], raw["x_test"], mode="per_channel")
+    arrays = {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va, "y_val": raw["y_val"],
+              "x_test": x_te, "y_test": raw["y_test"]}
+    return {k: v for k, v in arrays.items() if k.split("_")[1] in splits}
+
+
+def own_search(rows: list[dict], arrays: dict, device, device_name: str, data_md5: str, save,
+               log=print) -> list[dict]:
+    """Run the staged search (own_cnn.SEARCH) on validation data only, resuming from `rows`
+    (search.csv rows of this data); `save(rows)` after every trial. Returns every row."""
+    from dataclasses import replace
+
+    from pipeline import own_cnn as O
+    rows = [r for r in rows if r.get("data_md5") == data_md5]
+    for stage in range(len(O.SEARCH)):
+        earlier = [r for r in rows if r["trial"] in {t for st in O.SEARCH[:stage] for t in st}]
+        for trial, overrides in O.stage_trials(stage, earlier).items():
+            config = replace(O.OwnConfig(device=device_name), **overrides)
+            done = [r for r in rows if r["trial"] == trial]
+            if done and O.overrides_of(done[0]) == O.overrides_of(O.search_row(config, {})):
+                continue  # resumable: a trial already run with these settings is kept
+            rows = [r for r in rows if r["trial"] != trial]
+            log(f"search stage {stage + 1} {trial}: {O.describe(asdict(config))}")
+            try:
+                result = O.fit(config, arrays, device)
+            except FloatingPointError as e:  # a learning rate too high diverges: a result, not a crash
+                log(f"search {trial}: diverged ({e}); recorded with validation accuracy 0")
+                result = {"final": {"val_accuracy": 0.0, "train_seconds": 0.0},
+                          "params": O.count_params(O.OwnCNN(config.widths))}
+            f = result["final"]
+            rows.append({"trial": trial, **O.search_row(config, overrides), "val_accuracy": f["val_accuracy"],
+                         "train_seconds": f["train_seconds"], "params": result["params"],
+                         "device": device_name, "data_md5": data_md5})
+            save(rows)
+            log(f"search {trial}: val {f['val_accuracy']:.2%} in {f['train_seconds']:.0f} s")
+    return rows
+
+
+def own_outputs(config, chosen: dict, result: dict, info: dict, device_name: str, y_test,
+                previous: dict | None, previous_entry: dict | None) -> dict:
+    """The final run's artifacts. Every earlier final run stays in metrics.json's history: the
+    test set is read once per final run, and a reader should see all of them."""
+    from pipeline import own_cnn as O
+    from pipeline.store import git_state
+    f = result["final"]
+    row = {"variant": "own_cnn", "seed": config.seed, "epochs": config.epochs,
+           "preprocess": "per_channel", "batch_size": config.batch_size, "lr": config.lr,
+           "test_accuracy": f["test_accuracy"], "test_loss": f["test_loss"],
+           "best_val_accuracy": f["val_accuracy"], "best_val_epoch": config.epochs,
+           "final_train_loss": f["final_train_loss"], "final_train_accuracy": f["final_train_accuracy"],
+           "train_seconds": f["train_seconds"], "eval_seconds": f["eval_seconds"],
+           "images_per_second": f["images_per_second"], "params": result["params"],
+           "device": device_name, "official_data": info["official"]}
+    history = (previous or {}).get("history", [])
+    if previous and "final" in previous:
+        recorded = previous.get("recorded") or (
+            {k: previous_entry[k] for k in ("commit", "dirty", "timestamp")} if previous_entry else None)
+        history = [*history, {"config": previous["config"], "chosen_trial": previous["chosen"]["trial"],
+                              "test_accuracy": previous["final"]["test_accuracy"],
+                              "val_accuracy": previous["final"]["val_accuracy"],
+                              "train_seconds": previous["final"]["train_seconds"],
+                              "device": previous["device"], "recorded": recorded}]
+    metrics = {"config": asdict(config), "chosen": chosen, "final": f, "params": result["params"],
+               "device": device_name, "budget_seconds": O.BUDGET_SECONDS,
+               "budget_share": O.BUDGET_SHARE, "budget_used": f["train_seconds"] / O.BUDGET_SECONDS,
+               "within_budget": f["train_seconds"] <= O.BUDGET_SECONDS, "data": data_provenance(info),
+               "recorded": {**git_state(), "finished": now()}, "history": history}
+    return {"own_cnn/summary.csv": [row], "own_cnn/log.csv": result["log"],
+            "own_cnn/metrics.json": metrics,
+            "own_cnn/predictions.csv": predictions_rows(y_test, result["test_predictions"]),
+            "own_cnn/weights.pt": result["state_dict"]}
+
+
+# --- filters (CS182 q4) ---------------------------------------------------------------------------
+
+def filters_outputs(x, y, idx, images: int) -> dict:
+    """Blur and Sobel through our im2col conv on `images` cached test images of distinct classes,
+    checked against torch, with frequency responses. x (N, 32, 32, 3) uint8, y, idx (N,)."""
+    import numpy as np
+
+    from pipeline import filters as FI
+    from pipeline import plots as P
+    from pipeline.data import CLASSES
+    first = [int(np.flatnonzero(y == k)[0]) for k in dict.fromkeys(y.tolist())][:images]  # one per class
+    if len(first) < images:
+        raise UserError(f"the {len(y)} cached test images hold only {len(first)} classes; "
+                        f"rerun `invoke data --samples N` with a larger N")
+    chosen = x[first]
+    outputs = FI.apply_filters(chosen)
+    diffs = FI.check(chosen)
+    if max(diffs.values()) > FI.TOLERANCE:
+        raise UserError(f"our NumPy filters differ from torch's conv2d by {max(diffs.values()):.2g} "
+                        f"(more than {FI.TOLERANCE:g}); nothing written")
+    responses = {name: FI.frequency_response(k) for name, k in FI.KERNELS.items()}
+    result = {"kernels": {k: v.tolist() for k, v in FI.KERNELS.items()},
+              "kernel_sums": {k: float(v.sum()) for k, v in FI.KERNELS.items()},
+              "test_indices": [int(idx[i]) for i in first], "classes": [CLASSES[int(y[i])] for i in first],
+              "max_abs_diff_vs_torch": diffs, "tolerance": FI.TOLERANCE,
+              **FI.response_summary(responses),
+              "high_frequency_energy": {
+                  "cutoff": FI.CUTOFF,
+                  "blur": FI.energy_kept(outputs["original"], outputs["blur"], FI.CUTOFF),
+                  "edges": FI.energy_kept(FI.to_grey(chosen), outputs["magnitude"], FI.CUTOFF)}}
+    return {"cs182/filters.json": result,
+            f"cs182/{P.FILTERS_IMAGES}.png": P.to_bytes(P.filters_figure(outputs, result["classes"]), "png"),
+            f"cs182/{P.FILTERS_RESPONSE}.png": P.to_bytes(P.frequency_figure(responses), "png")}
+
+
+# --- plots ------------------------------------------------------------------------------------------
+
+def plots_outputs(summary, logs: dict, confusions: dict, predictions: dict, classes, samples,
+                  own_log: list[dict] | None) -> dict:
+    """Figures of the reference runs (and the own CNN's log when it exists), and the sentences
+    the results page states about them (lenet/findings.json)."""
+    from pipeline import findings
+    from pipeline import plots as P
+    images, labels, indices = samples
+    preds = {v: p.set_index("index").loc[indices, "prediction"].to_numpy() for v, p in predictions.items()}
+    out = {}
+    for name, fig in P.figures(logs, confusions, classes, images, labels, preds).items():
+        for ext in ("png", "svg"):
+            out[f"plots/{name}.{ext}"] = P.to_bytes(fig, ext)
+    if own_log is not None:
+        fig = P.own_log_figure([{k: float(v) for k, v in r.items()} for r in own_log])
+        for ext in ("png", "svg"):
+            out[f"own_cnn/{P.OWN_LOG}.{ext}"] = P.to_bytes(fig, ext)
+    out["lenet/findings.json"] = findings.findings(summary, {v: log.to_dict("records") for v, log in logs.items()})
+    return out
+
+
+# --- verify -----------------------------------------------------------------------------------------
+
+VERIFY_METRICS = ("test_accuracy", "best_val_accuracy", "best_val_epoch", "final_train_accuracy",
+                  "final_train_loss", "test_loss")
+
+
+def verify_rows(committed: list[dict], rerun: list[dict], seeds: dict | None) -> list[dict]:
+    """Committed vs rerun reference runs, per variant and metric: `identical`, `within seeds'
+    spread` (|difference| <= 2 sd of the seeds' test accuracies; accuracy metrics only) or
+    `differs`."""
+    out = []
+    by_variant = {r["variant"]: r for r in rerun}
+    for c in committed:
+        r = by_variant.get(c["variant"])
+        if r is None or int(c["seed"]) != 0:
+            continue
+        sd = (seeds or {}).get("variants", {}).get(c["variant"], {}).get("std")
+        for m in VERIFY_METRICS:
+            a, b = float(c[m]), float(r[m])
+            if a == b:
+                verdict = "identical"
+            elif sd is not None and m.endswith("accuracy") and abs(a - b) <= 2 * sd:
+                verdict = "within seeds' spread"
+            else:
+                verdict = "differs"
+            out.append({"variant": c["variant"], "metric": m, "committed": a, "rerun": b,
+                        "difference": b - a, "seeds_sd": sd if m.endswith("accuracy") else "",
+                        "verdict": verdict})
+    return out
+
+
+def verdict_of(rows: list[dict]) -> str:
+    test = [r["verdict"] for r in rows if r["metric"] == "test_accuracy"]
+    if not test:
+        return "no reference run to compare"
+    if all(v == "identical" for v in test):
+        return "identical"
+    return "within seeds' spread" if "differs" not in test else "differs"
