@@ -394,6 +394,7 @@ def unofficial_notices(html: str) -> int:
 
 # ------------------------------------------------------------------------------------------ builds
 
+@pytest.mark.slow  # a full site build: 10-25 s
 def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     b = build(fake_artifacts, tmp_path / "site")
     assert b.returncode == 0, b.output
@@ -465,6 +466,7 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     assert "81.23%" in own and "(this page)" in own  # every final run, the earlier one first
 
 
+@pytest.mark.slow  # a full site build: 10-25 s
 def test_official_data_has_no_notice(fake_artifacts, tmp_path):
     set_official(fake_artifacts, True)
     b = build(fake_artifacts, tmp_path / "site")
@@ -474,6 +476,7 @@ def test_official_data_has_no_notice(fake_artifacts, tmp_path):
     assert "come from the official data" in b.pages()["reproducibility/index.html"]
 
 
+@pytest.mark.slow  # full site builds
 @pytest.mark.parametrize("missing, task", [
     ("lenet/lenet_plain/log.csv", "invoke train"),
     ("data/dataset.json", "invoke data"),
@@ -536,6 +539,7 @@ def config_with_docs(tmp_path: Path) -> tuple[Path, Path]:
     return docs, config_path
 
 
+@pytest.mark.slow  # a full site build: 10-25 s
 def test_build_fails_on_an_unknown_placeholder(fake_artifacts, tmp_path):
     docs, config_path = config_with_docs(tmp_path)
     (docs / "bad.md").write_text("# Bad\n\nAccuracy: {{ metrik lenet_plain test_accuracy pct }}\n")
@@ -544,6 +548,7 @@ def test_build_fails_on_an_unknown_placeholder(fake_artifacts, tmp_path):
     assert "bad.md" in b.output and "unknown placeholder 'metrik'" in b.output, b.output
 
 
+@pytest.mark.slow  # a full site build: 10-25 s
 def test_build_fails_when_a_notebook_cell_fails(fake_artifacts, tmp_path):
     """allow_errors: false. (The file sorts first, so the build stops before the real notebooks.)"""
     docs, config_path = config_with_docs(tmp_path)
