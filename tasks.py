@@ -111,12 +111,16 @@ def data(c, source=None, allow_unofficial_data=False, samples=40, force=False):
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
     store, npz = _store("data"), CACHE / S.SAMPLES
     key = stage_key({"samples": samples, **S.data_key_config(info)}, S.code_files("data"), repo=ROOT)
-    if not force and store.is_up_to_date("data", key) and npz.exists():
+    up_to_date = not force and store.is_up_to_date("data", key)
+    if up_to_date and npz.exists():
         return _skip("data")
     arrays, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     with atomic_path(npz) as tmp, open(tmp, "wb") as f:  # data, not an artifact: never committed
         np.savez_compressed(f, images=arrays["x_test"][:samples], labels=arrays["y_test"][:samples],
                             indices=np.arange(samples))
+    if up_to_date:  # a fresh clone: only the local cache was missing; the artifact stays as it is
+        print(f"data: up to date; wrote the sample cache {_rel(npz)}")
+        return False
     paths = store.write_all({"data/dataset.json": S.dataset_json(arrays, info)})
     store.record("data", key, paths, _provenance({"samples": samples}, info,
                                                  {"split_seed": S.SPLIT_SEED}))
@@ -442,7 +446,9 @@ def plots(c, force=False):
               *[f"lenet/{v}/{f}" for v in variants for f in ("log.csv", "confusion.csv", "predictions.csv")]]
     own = store.exists("own_cnn/log.csv")
     inputs += ["own_cnn/log.csv"] if own else []
-    key = stage_key({"variants": variants}, S.code_files("plots"), [store.path(p) for p in inputs] + [samples], repo=ROOT)
+    # The sample cache is not an input by its bytes (a zip with timestamps): it is derived from the
+    # data, whose md5s are in dataset.json, which is.
+    key = stage_key({"variants": variants}, S.code_files("plots"), [store.path(p) for p in inputs], repo=ROOT)
     if not force and store.is_up_to_date("plots", key):
         return _skip("plots")
     info = store.read_json("data/dataset.json")

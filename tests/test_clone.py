@@ -29,6 +29,7 @@ def test_fresh_clone_is_up_to_date(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in STAGES:
         assert f"{stage}: up to date" in proc.stdout, (stage, proc.stdout)
+    assert "data: up to date; wrote the sample cache" in proc.stdout  # the clone had no data/ yet
     changed = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True,
                              text=True).stdout.split("\n")
     assert [line for line in changed if line.strip() and not line.endswith(("data/", "site/"))] == []
