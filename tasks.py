@@ -551,8 +551,9 @@ def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=Fal
     summary = committed.read_csv("lenet/summary.csv")
     shutil.rmtree(SCRATCH, ignore_errors=True)
     t0 = time.perf_counter()
+    from pipeline.contract import REFERENCE
     train(c, device=device, quiet=quiet, source=source, allow_unofficial_data=allow_unofficial_data,
-          force=True, root=SCRATCH)
+          force=True, root=SCRATCH, **{k: REFERENCE[k] for k in ("epochs", "batch_size", "lr", "seed")})
     rerun = _store(None, SCRATCH).read_csv("lenet/summary.csv")
     seeds_ = committed.read_json("lenet/seeds.json") if committed.exists("lenet/seeds.json") else None
     rows = S.verify_rows(summary, rerun, seeds_)

@@ -104,6 +104,20 @@ def test_other_settings_never_replace_the_reference(workspace, tiny_cifar, capsy
     assert (workspace / "runs" / "lr0.01-seed3" / "lenet" / "lenet_plain" / "weights.pt").exists()
 
 
+def test_verify_retrains_the_reference_elsewhere_and_finds_it_identical(workspace, tiny_cifar, monkeypatch):
+    monkeypatch.setattr(tasks, "SCRATCH", workspace / "verify")
+    c, src = Context(), str(tiny_cifar.batch_dir)
+    tasks.train(c, epochs=2, batch_size=64, source=src, quiet=True)
+    summary = (workspace / "artifacts" / "lenet" / "summary.csv").read_bytes()
+    tasks.verify(c, source=src, quiet=True)
+    store = Store(workspace / "artifacts")
+    assert (workspace / "artifacts" / "lenet" / "summary.csv").read_bytes() == summary  # untouched
+    rows = store.read_csv("verify.csv")
+    assert len(rows) == 2 * len(stages.VERIFY_METRICS) and {r["verdict"] for r in rows} == {"identical"}
+    report = store.read_json("verify.json")
+    assert report["verdict"] == "identical" and report["rerun"]["torch"] and report["committed"]["commit"]
+
+
 def test_plots_without_training_is_a_clear_error(workspace):
     with pytest.raises(Exception, match="missing; run `invoke data`"):
         tasks.plots(Context())
