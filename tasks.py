@@ -202,25 +202,33 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
 SWEEP_HELP = {
     "epochs": "training epochs per run (default 20, as in the homework; other values write to build/runs/)",
     "jobs": "worker processes of the local Dask cluster (default: one per core)",
-    "scheduler": "address of an existing Dask scheduler (tcp://host:8786) instead of a local "
-                 "cluster; its workers need this repository on PYTHONPATH and the data at the same path",
+    "scheduler": "address of a running Dask scheduler (tcp://HOST:8786) instead of a local cluster; "
+                 "the code is sent to its workers, which need the requirements and the data at the same path",
     "quiet": "no progress bar",
 }
 
 
-def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, train_eval_size=0):
+def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, train_eval_size=0,
+                 scheduler=None, device="cpu"):
     """Checked flags, the verified data, the store (artifacts/ for the reference's epochs, else
-    build/runs/epochsN/) and what the workers need: (n, jobs, config, ref, info, store)."""
+    build/runs/epochsN/) and what the workers need: (n, jobs, config, ref, info, store).
+    A --scheduler must be reachable (a few seconds at most) before anything else is done."""
     from pipeline import contract
     from pipeline import data as D
     from pipeline import stages as S
-    from pipeline.sweep import DataRef, SweepConfig, default_jobs
+    from pipeline.errors import UserError
+    from pipeline.sweep import DataRef, SweepConfig, check_scheduler, default_jobs
+    from pipeline.train import DEVICES
     n = _number(seeds, int, "--seeds", 2)  # the analyses need at least two seeds
     epochs, jobs = _number(epochs, int, "--epochs", 1), _number(jobs, int, "--jobs", 1)
+    if device not in DEVICES and not str(device).startswith("cuda:"):
+        raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if scheduler:
+        check_scheduler(scheduler)
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
     # One worker process per core, each run single-threaded; fewer jobs get more threads each.
-    threads = max(1, default_jobs() // jobs) if jobs else 1
-    config = SweepConfig(epochs=epochs, threads=threads, train_eval_size=train_eval_size)
+    threads = max(1, default_jobs() // jobs) if jobs and not scheduler else 1
+    config = SweepConfig(epochs=epochs, device=device, threads=threads, train_eval_size=train_eval_size)
     ref = DataRef(str(batch_dir), info["md5s"], tuple(S.EXPECTED_COUNTS), S.VAL_SIZE, S.SPLIT_SEED)
     root = ART if epochs == contract.REFERENCE["epochs"] else RUNS / f"epochs{epochs}"
     if root != ART:

@@ -58,6 +58,7 @@ argument and [brackets] an optional one:
     gradchecks_table, conv_timings_table, dropout_table, filters_check_table, kernel NAME,
     own_search_table, own_history, models_table
                                      the CS182 pages' tables (cs182/, own_cnn/)
+    verify_table                     the reproduction verdict of `invoke verify` (verify.json)
     csv FILE [LABEL ...]             a download link to a CSV artifact, published with the site
     cite                             BibTeX and plain-text citation tabs (CITATION.cff + git commit)
 
@@ -229,7 +230,7 @@ def fmt(value, spec: str | None = None) -> str:
             return "yes" if value else "no"
         if isinstance(value, (list, tuple)):
             return ", ".join(fmt(v) for v in value)
-        return str(value)
+        return text(value)
     if spec == "pp":  # a difference of two fractions, in percentage points
         try:
             return f"{100 * float(value):+.2f} percentage points"
@@ -267,8 +268,31 @@ def flatten(data, prefix: str = "") -> list[tuple[str, object]]:
     return [(prefix.rstrip("."), data)]
 
 
+# Values from artifacts, paths, config and git reach the page as text, whatever they hold: every
+# character Markdown or HTML could act on becomes an entity (links, tags, attribute lists, emphasis,
+# tables). Code spans need no entities (their content is literal) but a fence longer than any run
+# of backticks inside, so a value cannot close its span early.
+_ENTITIES = {c: f"&#{ord(c)};" for c in "&<>[]{}`*_|\\#~"}  # ( ) ! = are inert once [ ] { } are
+
+
+def text(value) -> str:
+    """A value as plain text in Markdown: nothing in it becomes markup."""
+    return "".join(_ENTITIES.get(ch, ch) for ch in str(value)).replace("\n", " ")
+
+
 def code(value) -> str:
-    return f"`{value}`"
+    """A value as an inline code span, whatever backticks it holds."""
+    s = str(value).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if "`" in s else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def prose(sentence) -> str:
+    """A sentence the pipeline generated: its code spans stay code spans, the rest is text()."""
+    parts = re.split(r"(`[^`]+`)", str(sentence))
+    return "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1 else text(p)
+                   for p in parts)
 
 
 def _pp(x: float) -> str:
@@ -327,15 +351,15 @@ def compare(s: Store, column: str, first: str | None = None, second: str | None 
     if first is not None and (first, second) != (found["a"], found["b"]):
         raise PluginError(f"compare {column} {first} {second or ''}: {s.show(FINDINGS)} compares "
                           f"{found['a']} with {found['b']}; update the page.")
-    return found["sentence"]
+    return prose(found["sentence"])
 
 
 def val_trend(s: Store, variant: str) -> str:
-    return dig(s.read_json(FINDINGS), f"val_trend.{variant}", s.show(FINDINGS))
+    return prose(dig(s.read_json(FINDINGS), f"val_trend.{variant}", s.show(FINDINGS)))
 
 
 def seeds_paired(s: Store) -> str:
-    return s.read_json(SEEDS)["sentence"]
+    return prose(s.read_json(SEEDS)["sentence"])
 
 
 # ------------------------------------------------------------------------------------------ tables and figures
@@ -346,20 +370,20 @@ def summary_table(s: Store) -> str:
     fields = [
         ("preprocessing", lambda r: code(r["preprocess"])),
         ("test accuracy", lambda r: f"**{fmt(r['test_accuracy'], 'pct')}**"),
-        ("best validation accuracy (epoch)", lambda r: f"{fmt(r['best_val_accuracy'], 'pct')} ({r['best_val_epoch']})"),
+        ("best validation accuracy (epoch)", lambda r: f"{fmt(r['best_val_accuracy'], 'pct')} ({fmt(r['best_val_epoch'])})"),
         ("final training loss", lambda r: fmt(r["final_train_loss"], "f3")),
-        ("epochs", lambda r: r["epochs"]),
+        ("epochs", lambda r: fmt(r["epochs"])),
         ("training time (s)", lambda r: fmt(r["train_seconds"], "f1")),
         ("throughput (images/s)", lambda r: fmt(r["images_per_second"], ",.0f")),
         ("parameters", lambda r: fmt(r["params"], "int")),
-        ("device", lambda r: r["device"]),
+        ("device", lambda r: fmt(r["device"])),
     ]
     header = ["", *(code(r["variant"]) for r in rows)]
     return table(header, [[label, *(get(r) for r in rows)] for label, get in fields], "l" + "r" * len(rows))
 
 
 def log_table(s: Store, variant: str) -> str:
-    rows = [[r["epoch"], fmt(r["train_loss"], "f4"), fmt(r["train_accuracy"], "pct2"),
+    rows = [[fmt(r["epoch"]), fmt(r["train_loss"], "f4"), fmt(r["train_accuracy"], "pct2"),
              fmt(r["val_loss"], "f4"), fmt(r["val_accuracy"], "pct2"),
              fmt(r["test_accuracy"], "pct2"), fmt(r["seconds"], "f1")]
             for r in s.read_csv(of_variant(s, LOGS, variant))]  # test loss is left out for width: it is in the curves and the CSV
@@ -424,8 +448,8 @@ def provenance(s: Store, artifact: str = "lenet/summary.csv") -> str:
     if entry.get("dirty"):
         commit += " (with uncommitted changes)"
     rows = [["artifact", code(artifact)], ["written by task", code(entry.get("task", contract.writer_of(artifact)))],
-            ["git commit", code(commit)], ["finished", str(dig(entry, "timestamp", where))],
-            ["device", str(dig(entry, "device", where))], ["torch", code(dig(entry, "torch", where))],
+            ["git commit", code(commit)], ["finished", fmt(dig(entry, "timestamp", where))],
+            ["device", fmt(dig(entry, "device", where))], ["torch", code(dig(entry, "torch", where))],
             ["data official", "no data used" if data is None else fmt(bool(dig(data, "official", where)))]]
     if "seeds" in entry:
         rows.append(["seeds", code(json.dumps(entry["seeds"], sort_keys=True))])
@@ -441,9 +465,27 @@ def manifest_table(s: Store) -> str:
     rows = []
     for path, e in sorted(s.manifest()["artifacts"].items()):
         commit = str(e.get("commit", "?"))[:10] + ("+" if e.get("dirty") else "")
-        rows.append([code(path), code(e.get("task", "?")), code(commit), str(e.get("timestamp", "?")),
+        rows.append([code(path), code(e.get("task", "?")), code(commit), fmt(e.get("timestamp", "?")),
                      fmt(e.get("bytes", 0), "int"), code(str(e.get("sha256", "?"))[:12])])
     return table(["artifact", "task", "commit", "finished", "bytes", "sha256 (start)"], rows, "llllrl")
+
+
+def verify_table(s: Store) -> str:
+    """The reproduction verdict of `invoke verify` (verify.json): committed vs rerun per variant
+    and metric, then the two machines. The verdicts are the pipeline's (stages.verify_rows)."""
+    report = s.read_json("verify.json")
+    rows = [[code(r["variant"]), fmt(str(r["metric"]).replace("_", " ")), fmt(r["committed"], ".4g"),
+             fmt(r["rerun"], ".4g"), fmt(r["verdict"])] for r in report["rows"]]
+    c, r = report["committed"], report["rerun"]
+    machines = table(["", "committed run", "rerun"], [
+        ["commit", code(str(c.get("commit"))[:10]), code(str(r.get("commit"))[:10])],
+        ["torch", code(c.get("torch")), code(r.get("torch"))],
+        ["device", fmt(c.get("device")), fmt(r.get("device") or [])],
+        ["finished", fmt(c.get("timestamp")), fmt(r.get("finished"))]])
+    return "\n".join([f"**Verdict: {fmt(report['verdict'])}.**", "",
+                      table(["variant", "metric", "committed", "rerun", "verdict"], rows, "llrrl"), "", machines,
+                      "", f"The rerun ran on {code(r.get('machine'))} ({fmt(r.get('processor'))}) in "
+                      f"{fmt(r.get('seconds'), 'f1')} s."])
 
 
 def plot(s: Store, name: str, *alt: str, page=None) -> str:
@@ -466,7 +508,7 @@ def seeds_table(s: Store) -> str:
     found, where = s.read_json(SEEDS), s.show(SEEDS)
     rows = []
     for v, d in dig(found, "variants", where).items():
-        rows.append([code(v), str(d["n"]), f"**{fmt(d['mean'], 'pct2')}**", f"{100 * d['std']:.2f}",
+        rows.append([code(v), fmt(d["n"]), f"**{fmt(d['mean'], 'pct2')}**", f"{100 * d['std']:.2f}",
                      f"{100 * d['ci_low']:.2f}–{fmt(d['ci_high'], 'pct2')}",
                      ", ".join(fmt(x, "pct2") for x in dig(d, "values", where))])
     return table(["variant", "seeds", "mean test accuracy", "sd (pp)", f"{fmt(found['level'], 'pct')} CI",
@@ -474,7 +516,7 @@ def seeds_table(s: Store) -> str:
 
 
 def _onoff(value: str) -> str:
-    return {"True": "on", "False": "off"}.get(value, value)
+    return {"True": "on", "False": "off"}.get(value) or fmt(value)
 
 
 def ablation_cells(s: Store) -> str:
@@ -482,7 +524,7 @@ def ablation_cells(s: Store) -> str:
     rows = []
     for c in s.read_csv("ablation/cells.csv"):
         rows.append([code(c["preprocess"]), _onoff(c["batch_norm"]), _onoff(c["dropout"]),
-                     _onoff(c["augment"]), c["n"], f"**{fmt(c['mean'], 'pct2')}**",
+                     _onoff(c["augment"]), fmt(c["n"]), f"**{fmt(c['mean'], 'pct2')}**",
                      f"{100 * float(c['std']):.2f}", f"{100 * float(c['ci_low']):.2f}–{fmt(c['ci_high'], 'pct2')}"])
     return table(["inputs", "BN", "dropout", "aug.", "n", "mean test acc.", "sd (pp)", "95% CI"],
                  rows, "llllrrrr")
@@ -493,7 +535,7 @@ def ablation_effects(s: Store) -> str:
     rows = []
     for e in s.read_csv("ablation/effects.csv"):
         clear = float(e["ci_low"]) > 0 or float(e["ci_high"]) < 0
-        rows.append([e["effect"], f"**{_pp(e['estimate'])}**" if clear else _pp(e["estimate"]),
+        rows.append([fmt(e["effect"]), f"**{_pp(e['estimate'])}**" if clear else _pp(e["estimate"]),
                      f"{_pp(e['ci_low'])} to {_pp(e['ci_high'])}", f"{float(e['p']):.2g}",
                      "yes" if clear else "no"])
     return table(["effect", "estimate", "95% CI", "p", "CI excludes 0"], rows, "lrrrl")
@@ -502,7 +544,7 @@ def ablation_effects(s: Store) -> str:
 def ablation_runs(s: Store) -> str:
     """Every run of the sweep (ablation/runs.csv)."""
     rows = [[code(r["preprocess"]), _onoff(r["batch_norm"]), _onoff(r["dropout"]), _onoff(r["augment"]),
-             r["seed"], fmt(r["test_accuracy"], "pct2"), fmt(r["best_val_accuracy"], "pct2"),
+             fmt(r["seed"]), fmt(r["test_accuracy"], "pct2"), fmt(r["best_val_accuracy"], "pct2"),
              f"{float(r['train_seconds']):.0f}"]
             for r in s.read_csv("ablation/runs.csv")]
     return table(["preprocessing", "BN", "dropout", "augment", "seed", "test acc.", "best val. acc.",
@@ -515,7 +557,7 @@ def ablation_augmentation(s: Store) -> str:
     rows = []
     for name, g in dig(s.read_json(ABLATION), "augmentation", s.show(ABLATION)).items():
         closed = "no gap" if g.get("closed") is None else f"{100 * g['closed']:.0f}%"
-        rows.append([code(name), str(g["n"]), fmt(g["without"], "pct2"), fmt(g["with"], "pct2"),
+        rows.append([code(name), fmt(g["n"]), fmt(g["without"], "pct2"), fmt(g["with"], "pct2"),
                      f"{100 * g['mean']:+.2f} [{100 * g['ci_low']:+.2f}, {100 * g['ci_high']:+.2f}]",
                      fmt(g["published"], "pct"), closed])
     return table(["model", "n", "without", "with aug.", "change, pp [95% CI]", "published",
@@ -536,7 +578,7 @@ def sweep_time(s: Store, which: str) -> str:
         return "(no sweep recorded)"
     minutes = sum(w["wall_seconds"] for w in sweeps) / 60
     n = sum(w["runs"] for w in sweeps)
-    return (f"{minutes:.1f} minutes for {n} runs on {sweeps[-1]['scheduler']}"
+    return (f"{minutes:.1f} minutes for {n} runs on {fmt(sweeps[-1]['scheduler'])}"
             + (f", in {len(sweeps)} invocations" if len(sweeps) > 1 else ""))
 
 
@@ -555,7 +597,7 @@ def gradchecks_table(s: Store) -> str:
                               f"({', '.join(sorted(found))}); rerun `invoke layers --force`.")
         thresholds[column] = fmt(found.pop(), ".0e")
     # The layer and its backward function share a cell: six columns fit the content width.
-    body = [[f"{r['layer']}: {code(r['backward'])}", code(r["gradient"]), r["shape"].replace("x", " × "),
+    body = [[f"{fmt(r['layer'])}: {code(r['backward'])}", code(r["gradient"]), fmt(r["shape"]).replace("x", " × "),
              fmt(r["numeric_rel_error"], ".1e"), fmt(r["torch_rel_error"], ".1e"),
              "yes" if r["passed"] == "True" else "**no**"] for r in rows]
     return table(["layer: backward", "gradient", "shape", f"vs finite differences (< {thresholds['threshold']})",
@@ -575,19 +617,19 @@ def conv_timings_table(s: Store) -> str:
     body = [[name, what, fmt(s, ".4g"), f"{float(s) / torch_s:.3g}×"] for name, what, s in rows]
     shape = dig(t, "shape", where)
     n, m = shape["x"][0], dig(t, "naive_measured_images", where)
-    setting = (f"One forward and backward pass of a conv layer on x of shape ({', '.join(map(str, shape['x']))}), "
-               f"{shape['dtype']}, weights ({', '.join(map(str, shape['w']))}), stride {shape['stride']}, pad "
-               f"{shape['pad']}; median of {dig(t, 'repeats', where)} runs, torch on "
-               f"{dig(t, 'torch_threads', where)} thread(s).")
+    setting = (f"One forward and backward pass of a conv layer on x of shape ({fmt(shape['x'])}), "
+               f"{fmt(shape['dtype'])}, weights ({fmt(shape['w'])}), stride {fmt(shape['stride'])}, pad "
+               f"{fmt(shape['pad'])}; median of {fmt(dig(t, 'repeats', where))} runs, torch on "
+               f"{fmt(dig(t, 'torch_threads', where))} thread(s).")
     if dig(t, "naive_extrapolated", where):
-        setting += (f" The naive loops are timed on {m} of the {n} images and their time is scaled "
-                    f"linearly to {n} (every image costs the same number of loop iterations).")
+        setting += (f" The naive loops are timed on {fmt(m)} of the {fmt(n)} images and their time is scaled "
+                    f"linearly to {fmt(n)} (every image costs the same number of loop iterations).")
     return table(["implementation", "functions", "seconds", "time / torch's"], body, "llrr") + "\n\n" + setting
 
 
 def conclusion(s: Store, rel: str) -> str:
     """The generated conclusion (a list of sentences under "conclusion") of a JSON artifact, as a list."""
-    return "\n".join(f"- {line}" for line in dig(s.read_json(rel), "conclusion", s.show(rel)))
+    return "\n".join(f"- {prose(line)}" for line in dig(s.read_json(rel), "conclusion", s.show(rel)))
 
 
 def dropout_table(s: Store) -> str:
@@ -597,7 +639,7 @@ def dropout_table(s: Store) -> str:
     for r in s.read_csv("cs182/dropout/summary.csv"):
         change = (f"{_pp(r['test_vs_p0'])} [{100 * float(r['test_vs_p0_ci_low']):+.2f}, "
                   f"{100 * float(r['test_vs_p0_ci_high']):+.2f}]" if r["test_vs_p0"] else "(baseline)")
-        rows.append([f"{float(r['p']):g}", r["n"], fmt(r["train_eval_accuracy"], "pct2"),
+        rows.append([f"{float(r['p']):g}", fmt(r["n"]), fmt(r["train_eval_accuracy"], "pct2"),
                      fmt(r["val_accuracy"], "pct2"),
                      f"**{100 * float(r['gap']):.2f}** [{100 * float(r['gap_ci_low']):.2f}, "
                      f"{100 * float(r['gap_ci_high']):.2f}]",
@@ -637,8 +679,8 @@ def own_search_table(s: Store) -> str:
     rows = []
     for r in s.read_csv("own_cnn/search.csv"):
         acc = fmt(r["val_accuracy"], "pct2")
-        rows.append([f"**{r['trial']}**" if r["trial"] == chosen else r["trial"], r["widths"], r["epochs"],
-                     r["lr"], r["label_smoothing"], r["weight_decay"],
+        rows.append([f"**{fmt(r['trial'])}**" if r["trial"] == chosen else fmt(r["trial"]), fmt(r["widths"]),
+                     fmt(r["epochs"]), fmt(r["lr"]), fmt(r["label_smoothing"]), fmt(r["weight_decay"]),
                      f"**{acc}**" if r["trial"] == chosen else acc, f"{float(r['train_seconds']):.0f}"])
     return table(["trial", "widths", "epochs", "peak lr", "label smoothing", "weight decay",
                   "val. acc.", "train time (s)"], rows, "llrrrrrr")
@@ -656,10 +698,10 @@ def own_history(s: Store) -> str:
     rows = []
     for i, r in enumerate(runs, 1):
         rec = r.get("recorded") or {}
-        when = f"{rec.get('timestamp') or rec.get('finished') or '?'}, commit `{str(rec.get('commit', '?'))[:10]}`"
+        when = f"{fmt(rec.get('timestamp') or rec.get('finished') or '?')}, commit {code(str(rec.get('commit', '?'))[:10])}"
         c = r["config"]
-        rows.append([str(i) + (" (this page)" if i == len(runs) else ""), r["chosen_trial"],
-                     "-".join(map(str, c["widths"])), str(c["lr"]), str(c["weight_decay"]), str(c["epochs"]),
+        rows.append([str(i) + (" (this page)" if i == len(runs) else ""), fmt(r["chosen_trial"]),
+                     fmt("-".join(map(str, c["widths"]))), fmt(c["lr"]), fmt(c["weight_decay"]), fmt(c["epochs"]),
                      f"{float(r['train_seconds']):.0f}", fmt(r["val_accuracy"], "pct2"),
                      f"**{fmt(r['test_accuracy'], 'pct2')}**", when])
     return table(["final run", "chosen trial", "widths", "peak lr", "weight decay", "epochs", "training (s)",
@@ -670,8 +712,8 @@ def models_table(s: Store) -> str:
     """The own CNN beside both LeNets (their seed-0 reference runs): parameters, epochs, training
     time, device, test accuracy."""
     models = [*runs(s).values(), *s.read_csv("own_cnn/summary.csv")]
-    rows = [[code(r["variant"]), f"{int(r['params']):,}", r["epochs"], f"{float(r['train_seconds']):.0f}",
-             f"{float(r['train_seconds']) / 60:.1f}", r["device"], f"**{fmt(r['test_accuracy'], 'pct2')}**"]
+    rows = [[code(r["variant"]), f"{int(r['params']):,}", fmt(r["epochs"]), f"{float(r['train_seconds']):.0f}",
+             f"{float(r['train_seconds']) / 60:.1f}", fmt(r["device"]), f"**{fmt(r['test_accuracy'], 'pct2')}**"]
             for r in models]
     return table(["model", "parameters", "epochs", "training (s)", "training (min)", "device",
                   "test accuracy"], rows, "lrrrrlr")
@@ -691,14 +733,19 @@ def csv_link(s: Store, rel: str, *label: str, page=None) -> str:
 def cite(s: Store) -> str:
     """BibTeX and plain text for the report, from CITATION.cff; version = the site's git commit."""
     info = citation()
-    title, year, url, commit = info["title"], info["year"], info["url"], info["commit"]
-    authors = " and ".join(f"{{{n}}}" if entity else n for n, entity in info["authors"])
+
+    def one_line(v):  # inside the code block nothing is markup, but a backtick fence could close it
+        return str(v).replace("`", "'").replace("\n", " ")
+    title, year, url, commit = (one_line(info[k]) for k in ("title", "year", "url", "commit"))
+    names = [(one_line(n), entity) for n, entity in info["authors"]]
+    authors = " and ".join(f"{{{n}}}" if entity else n for n, entity in names)
     # Quote-delimited (not brace-delimited) so a braced entity name never makes "{{" in the page.
     key = re.sub(r"[^a-z0-9]", "", title.lower())[:16] + year
     bib = "\n".join([f"@software{{{key},", f"  title   = {{{title}}},", f'  author  = "{authors}",',
                      f"  year    = {{{year}}},", f"  version = {{{commit}}},", f"  url     = {{{url}}},",
                      f"  note    = {{Generated report; commit {commit}}}", "}"])
-    plain = f"{', '.join(n for n, _ in info['authors'])} ({year}). *{title}* (version {commit}). {url}"
+    plain = (f"{text(', '.join(n for n, _ in names))} ({text(year)}). *{text(title)}* (version {text(commit)}). "
+             f"{text(url)}")
     return "\n".join(['=== "BibTeX"', "", "    ```bibtex", *("    " + l for l in bib.split("\n")),
                       "    ```", "", '=== "Plain text"', "", f"    {plain}"])
 
@@ -713,7 +760,7 @@ PLACEHOLDERS = {
     "gradchecks_table": gradchecks_table, "conv_timings_table": conv_timings_table,
     "csv": csv_link, "cite": cite, "value": value, "conclusion": conclusion, "dropout_table": dropout_table,
     "kernel": kernel, "filters_check_table": filters_check_table, "own_search_table": own_search_table,
-    "models_table": models_table, "own_history": own_history,
+    "models_table": models_table, "own_history": own_history, "verify_table": verify_table,
 }
 
 

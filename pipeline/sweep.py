@@ -1,4 +1,4 @@
-"""Many training runs on a Dask cluster: the engine behind `invoke seeds` and `invoke ablation`.
+"""Many training runs on a Dask cluster: the engine behind `invoke seeds`, `ablation` and `dropout`.
 
 A run is named by a spec {preprocess, batch_norm, dropout, augment, seed}; `run_one` trains it
 on a worker and returns one flat row of results. The caller passes `on_result`, which saves
@@ -8,19 +8,43 @@ finished run and redoes only the ones in flight.
 Why Dask and one worker process per core: a LeNet step is too small for torch's intra-op
 threads to scale (two threads give ~1.3x one thread here), so two single-threaded runs side by
 side finish more runs per hour than one two-threaded run. The same code sends the runs to an
-existing cluster (`--scheduler tcp://host:8786`) when one machine is not enough; there the
-workers need the repository on their PYTHONPATH and the CIFAR-10 folder at the same path
-(they check its md5s against the client's before training).
+existing cluster (`--scheduler tcp://host:8786`) when one machine is not enough.
+
+The client ships the code; a stock `dask scheduler` and `dask worker` with the requirements
+installed are enough. Two parts, because Dask has two readers of a task: the scheduler
+unpickles every task it is sent (Dask >= 2023.4), and pickles functions by reference, so a
+task `pipeline.sweep.run_one(...)` needs `pipeline` importable on the scheduler (issue #16:
+ModuleNotFoundError there; cloudpickle.register_pickle_by_value does not help, Dask pickles the
+whole graph with the standard pickle first). So (1) every task is `pickle.loads(blob)`, a
+standard-library function and bytes, which the scheduler unpickles without any of our code;
+unpickling the blob on the worker calls `_on_worker(...)`, pickled by value by cloudpickle.
+(2) The `pipeline` package itself goes to every worker, present and joining later, as a zip
+named by its content hash, with Dask's UploadFile worker plugin; `_on_worker` imports
+`pipeline.sweep` from exactly that zip, so a worker that ran other code before (an older
+upload, a checkout on its PYTHONPATH) forgets it, and the per-process data cache below stays in
+one module for the whole sweep. Workers still need the CIFAR-10 folder at the client's path;
+they check its md5s against the client's before any run.
 """
+import hashlib
+import io
 import logging
 import os
+import pickle
+import socket
+import sys
 import time
-from dataclasses import dataclass
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from pipeline.errors import UserError
 from pipeline.model import dropout_p, spec_name
 from pipeline.preprocess import MODES
 
 SPEC_KEYS = ("preprocess", "batch_norm", "dropout", "augment", "seed")
+CONNECT_SECONDS = 5       # to reach the scheduler: a scheduler on a LAN answers in milliseconds
+WORKER_WAIT_SECONDS = 60  # for a first worker, or a new one after all have left: workers start in ~5 s
+POLL_SECONDS = 5          # how often a waiting sweep checks that it still has workers
 
 
 @dataclass(frozen=True)
@@ -69,14 +93,20 @@ def cost(s: dict) -> float:
 _CACHE: dict = {}  # per worker process: the loaded split and the last preprocessed copy
 
 
+def _check_data(ref: DataRef) -> None:
+    """The worker's copy of the data is the one the client verified (same md5s), or a UserError."""
+    from pipeline import data
+    found = data.verify_batches(ref.batch_dir, allow_unofficial=True)["md5s"]
+    if found != ref.md5s:
+        raise data.DataError(f"the worker's {ref.batch_dir} is not the data the client checked "
+                             f"(md5s differ); give every worker the same CIFAR-10 copy")
+
+
 def _load(ref: DataRef) -> dict:
     """The split arrays, loaded once per worker process, after checking the files' md5s."""
     from pipeline import data
     if _CACHE.get("ref") != ref:
-        found = data.verify_batches(ref.batch_dir, allow_unofficial=True)["md5s"]
-        if found != ref.md5s:
-            raise data.DataError(f"the worker's {ref.batch_dir} is not the data the client checked "
-                                 f"(md5s differ); give every worker the same CIFAR-10 copy")
+        _check_data(ref)
         arrays, _ = data.split_arrays(*data.load_data(ref.batch_dir, expected_counts=ref.expected_counts),
                                       val_size=ref.val_size, seed=ref.split_seed)
         _CACHE.clear()
@@ -115,7 +145,178 @@ def run_one(s: dict, config: SweepConfig, ref: DataRef) -> dict:
             "log": result["log"]}
 
 
+def run_task(s: dict, config: dict, ref: dict) -> dict:
+    """One run as a Dask task: {"address": the Dask worker's, "row": run_one's row}."""
+    from distributed import get_worker
+    return {"address": get_worker().address, "row": run_one(s, SweepConfig(**config), DataRef(**ref))}
+
+
+def worker_info(ref: dict, device: str) -> dict:
+    """What the client checks on every worker before the first run (via Client.run): the
+    versions, the devices, and the data (UserError if the device or the data is not there)."""
+    import platform
+
+    import torch
+
+    from pipeline.train import select_device
+    _check_data(DataRef(**ref))
+    select_device(device)
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+
+
+def _on_worker(code_file: str, name: str, *args):
+    """pipeline.sweep.<name>(*args), imported from the zip `code_file` that the client uploaded.
+
+    Pickled by value and unpickled before `pipeline` is importable: it uses no global name."""
+    import importlib
+    import os
+    import sys
+    path = next((p for p in sys.path if os.path.basename(p) == code_file), None)
+    if path is None:
+        raise RuntimeError(f"this worker has not received {code_file} (Dask's UploadFile plugin)")
+    loaded = getattr(sys.modules.get("pipeline"), "__file__", None) or ""
+    if not loaded.startswith(path + os.sep):  # another copy was imported here: forget it
+        for module in [m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")]:
+            del sys.modules[module]
+        sys.path.remove(path)
+        sys.path.insert(0, path)
+        importlib.invalidate_caches()
+    return getattr(importlib.import_module("pipeline.sweep"), name)(*args)
+
+
 # --- on the client -------------------------------------------------------------------------
+
+class _Call:
+    """Pickles as the call fn(*args): unpickling it (on the worker) runs it."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def _shipped(code_file: str, name: str, *args) -> bytes:
+    """The bytes whose pickle.loads runs pipeline.sweep.<name>(*args) on a worker; args are plain
+    data (dicts, strings, numbers), so nothing in them needs our code to unpickle."""
+    import cloudpickle
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)  # just for _on_worker; undone at once
+    try:
+        return cloudpickle.dumps(_Call(_on_worker, (code_file, name, *args)))
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+
+
+def code_archive() -> tuple[str, bytes]:
+    """(file name, bytes) of a zip of the `pipeline` package; the name holds its content hash
+    and the zip is reproducible (sorted entries, fixed timestamps)."""
+    package = Path(__file__).resolve().parent
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(package.rglob("*.py")):
+            info = zipfile.ZipInfo(f"{package.name}/{path.relative_to(package).as_posix()}", (1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, path.read_bytes())
+    data = buffer.getvalue()
+    return f"lenet-{package.name}-{hashlib.sha256(data).hexdigest()[:12]}.zip", data
+
+
+def check_scheduler(address: str, timeout: float = CONNECT_SECONDS) -> str:
+    """The address as tcp://HOST:PORT if a server listens there, else a one-line UserError;
+    takes at most `timeout` seconds (a TCP connect, nothing sent)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    hint = "give the address `dask scheduler` prints, tcp://HOST:PORT (port 8786 by default)"
+    try:
+        scheme, location = parse_address(str(address).strip())
+        host, port = parse_host_port(location)
+    except ValueError:
+        raise UserError(f"--scheduler {address!r} is not a Dask scheduler address; {hint}") from None
+    if scheme not in ("tcp", "tls") or not host or not 0 < port < 65536:
+        raise UserError(f"--scheduler {address!r} is not a Dask scheduler address; {hint}")
+    address = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        reason = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else e.strerror or type(e).__name__
+        raise UserError(f"cannot reach a Dask scheduler at {address} ({reason}); start one there with "
+                        f"`dask scheduler --port {port}`, or fix --scheduler") from None
+    return address
+
+
+def check_versions(client_versions: dict, workers: dict) -> None:
+    """A UserError naming each worker whose Python (major.minor: the code is shipped as pickled
+    bytecode) or torch (the public version; the +cpu/+cu build may differ) is not the client's.
+    client_versions and workers' values: {"python": "3.11.7", "torch": "2.4.0+cpu"} (either
+    key may be missing)."""
+    def same(key, a, b):
+        if key == "python":
+            return a.split(".")[:2] == b.split(".")[:2]
+        return a.split("+")[0] == b.split("+")[0]
+    wrong = [f"{address} runs {key} {found[key]}" for address, found in sorted(workers.items())
+             for key in ("python", "torch") if key in found and key in client_versions
+             and not same(key, client_versions[key], found[key])]
+    if wrong:
+        mine = ", ".join(f"{k} {client_versions[k]}" for k in ("python", "torch") if k in client_versions)
+        raise UserError(f"worker {'; '.join(wrong)}, but this client runs {mine}; install the same "
+                        f"versions on every worker (pip install -r requirements.txt) so the runs compare")
+
+
+def _connect(scheduler: str, log):
+    """(client, address) for a running scheduler with at least one worker, else a UserError."""
+    from dask.distributed import Client
+    address = check_scheduler(scheduler)
+    try:
+        client = Client(address, timeout=f"{CONNECT_SECONDS}s")
+    except (OSError, TimeoutError):
+        raise UserError(f"{address} accepts connections but no Dask scheduler answered within "
+                        f"{CONNECT_SECONDS} s; check --scheduler (the port `dask scheduler` prints)") from None
+    if not client.nthreads():
+        log(f"sweep: waiting up to {WORKER_WAIT_SECONDS} s for a worker to join {address}")
+        try:
+            client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+        except TimeoutError:
+            client.close()
+            raise UserError(f"no Dask worker joined the scheduler at {address} within {WORKER_WAIT_SECONDS} s; "
+                            f"start one per core with `dask worker {address} --nthreads 1`") from None
+    return client, address
+
+
+def _prepare_workers(client, config: SweepConfig, ref: DataRef) -> tuple[str, dict]:
+    """Check versions, ship the code, check devices and data on every worker: (code_file,
+    {address: {"threads", "python", "torch", "cuda", "devices"}}), or a UserError."""
+    import tempfile
+
+    import torch
+    from distributed.diagnostics.plugin import UploadFile
+    mine = {"python": ".".join(map(str, sys.version_info[:3])), "torch": torch.__version__}
+    # Python first, from Dask's own report: the code we ship is bytecode for this Python.
+    versions = client.get_versions(check=False)["workers"]
+    check_versions(mine, {a: {"python": v["host"]["python"].split(".final")[0]} for a, v in versions.items()
+                          if isinstance(v, dict) and "host" in v})
+    code_file, code = code_archive()
+    with tempfile.TemporaryDirectory() as tmp:  # UploadFile reads a file; the name is what workers see
+        (Path(tmp) / code_file).write_bytes(code)
+        # Named by the hash: registering the same code again replaces it. Workers that join later
+        # (or that a nanny restarts) get it from the scheduler when they connect.
+        client.register_plugin(UploadFile(str(Path(tmp) / code_file)), name=code_file)
+    found = client.run(pickle.loads, _shipped(code_file, "worker_info", asdict(ref), config.device),
+                       on_error="return")
+    for address, info in sorted(found.items()):
+        if isinstance(info, UserError):
+            raise UserError(f"worker {address}: {info} (every worker needs the client's CIFAR-10 files "
+                            f"at the same path and the device the sweep asks for)")
+        if isinstance(info, ModuleNotFoundError):
+            raise UserError(f"worker {address} cannot import {info.name}; install the requirements there "
+                            f"(pip install -r requirements.txt)")
+        if isinstance(info, BaseException):
+            raise RuntimeError(f"worker {address} failed its check: {type(info).__name__}: {info}") from info
+    check_versions(mine, found)
+    threads = client.nthreads()
+    return code_file, {a: {"threads": threads.get(a), **info} for a, info in sorted(found.items())}
+
 
 def default_jobs() -> int:
     """One worker process per core."""
@@ -125,60 +326,92 @@ def default_jobs() -> int:
 def run_sweep(specs: list[dict], config: SweepConfig, ref: DataRef, on_result, *,
               scheduler: str | None = None, jobs: int | None = None, progress: bool = True,
               log=print) -> dict:
-    """Run every spec on Dask and call on_result(row) as each finishes (in completion order).
+    """Run every spec on Dask and call on_result(row) once per run, as each finishes.
 
-    scheduler: address of an existing Dask scheduler, or None for a LocalCluster of `jobs`
-    single-threaded worker processes. Returns {"runs", "wall_seconds", "workers", "scheduler"}.
+    scheduler: address of a running Dask scheduler, or None for a LocalCluster of `jobs`
+    single-threaded worker processes. Either way the code is shipped and every worker checked
+    first (versions, device, data). A run whose worker dies is redone on another worker (Dask
+    retries it); if every worker leaves and none joins within WORKER_WAIT_SECONDS, a UserError.
+    Returns {"runs", "wall_seconds", "workers" (how many at the start), "scheduler",
+    "cluster": [{"address", "threads", "python", "torch", "cuda", "devices", "runs"}, ...]}.
     A failed run stops the sweep (the finished ones have been passed to on_result already).
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster, wait
+    from distributed.scheduler import KilledWorker
     from tqdm.auto import tqdm
 
     if not specs:
-        return {"runs": 0, "wall_seconds": 0.0, "workers": 0, "scheduler": scheduler or "none"}
+        return {"runs": 0, "wall_seconds": 0.0, "workers": 0, "scheduler": scheduler or "none", "cluster": []}
     start = time.perf_counter()
     cluster = None
     if scheduler:
-        client = Client(scheduler, timeout="30s")
+        client, address = _connect(scheduler, log)
     else:
         jobs = jobs or default_jobs()
-        # PYTHONPATH so the spawned workers import `pipeline` from this checkout; one thread each,
-        # and no dashboard (nothing listens beyond the loopback scheduler).
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
         # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which makes glibc hand
         # every freed activation buffer back to the kernel: measured 2.2x slower training steps
         # (mostly system time). Unset it; the runs' memory is bounded by design anyway.
         import dask
         dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+        # One thread each, and no dashboard (nothing listens beyond the loopback scheduler).
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(cluster)
+        client, address = Client(cluster), f"LocalCluster({jobs} processes x 1 thread)"
     try:
-        workers = len(client.scheduler_info()["workers"])
-        log(f"sweep: {len(specs)} runs on {workers} worker(s) "
-            f"({scheduler or 'LocalCluster'}), {config.threads} torch thread(s) each")
-        futures = {client.submit(run_one, s, config, ref, key=f"run-{run_id(s)}-{time.time_ns()}",
-                                 pure=False, priority=int(100 * cost(s))): s for s in specs}
-        bar = tqdm(total=len(futures), desc="sweep", unit="run", disable=not progress,
+        code_file, workers = _prepare_workers(client, config, ref)
+        devices = sorted({", ".join(w["devices"]) if config.device != "cpu" and w["devices"] else "cpu"
+                          for w in workers.values()})
+        log(f"sweep: {len(specs)} runs on {len(workers)} worker(s) ({address}), "
+            f"{config.threads} torch thread(s) each, device {config.device} ({'; '.join(devices)})")
+        tasks = {client.submit(pickle.loads, _shipped(code_file, "run_task", s, asdict(config), asdict(ref)),
+                               key=f"run-{run_id(s)}-{time.time_ns()}", pure=False,
+                               priority=int(100 * cost(s))): s for s in specs}
+        runs_by_worker = {}
+        bar = tqdm(total=len(tasks), desc="sweep", unit="run", disable=not progress,
                    smoothing=0)  # smoothing 0: the ETA is the average time per run so far
         try:
-            for future in as_completed(futures):
-                s = futures[future]
+            pending, present, alone_since = set(tasks), set(workers), None
+            while pending:
                 try:
-                    row = future.result()
-                except Exception as e:
-                    raise RuntimeError(f"run {run_id(s)} failed: {type(e).__name__}: {e}") from e
-                on_result(row)
-                bar.update()
-                bar.set_postfix_str(run_id(s), refresh=True)
+                    done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    done = set()
+                now = set(client.nthreads())
+                for gone in sorted(present - now):
+                    log(f"sweep: worker {gone} left; Dask redoes its runs on the other workers")
+                for new in sorted(now - present):
+                    log(f"sweep: worker {new} joined")
+                present = now
+                alone_since = None if now else alone_since or time.monotonic()
+                if alone_since and time.monotonic() - alone_since > WORKER_WAIT_SECONDS:
+                    raise UserError(f"every worker left {address} and none joined within {WORKER_WAIT_SECONDS} s; "
+                                    f"{bar.n} of {len(tasks)} runs finished and are saved; start workers and "
+                                    f"rerun to train the rest")
+                for future in done:
+                    s = tasks[future]
+                    try:
+                        result = future.result()
+                    except UserError as e:
+                        raise UserError(f"run {run_id(s)}: {e}") from None
+                    except KilledWorker:
+                        raise UserError(f"run {run_id(s)} was running on every worker that died, several times "
+                                        f"(out of memory?); {bar.n} finished runs are saved; rerun to retry") from None
+                    except Exception as e:
+                        raise RuntimeError(f"run {run_id(s)} failed: {type(e).__name__}: {e}") from e
+                    on_result(result["row"])
+                    runs_by_worker[result["address"]] = runs_by_worker.get(result["address"], 0) + 1
+                    bar.update()
+                    bar.set_postfix_str(f"{run_id(s)} on {result['address']}", refresh=True)
         finally:
             bar.close()
-            for f in futures:
+            for f in tasks:
                 f.cancel()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    return {"runs": len(specs), "wall_seconds": time.perf_counter() - start, "workers": workers,
-            "scheduler": scheduler or f"LocalCluster({jobs} processes x 1 thread)"}
+    empty = {"threads": None, "python": None, "torch": None, "cuda": None, "devices": []}
+    return {"runs": len(specs), "wall_seconds": time.perf_counter() - start, "workers": len(workers),
+            "scheduler": address,
+            "cluster": [{"address": a, **workers.get(a, empty), "runs": runs_by_worker.get(a, 0)}
+                        for a in sorted(set(workers) | set(runs_by_worker))]}

@@ -27,7 +27,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline import ablation, contract, dropout, filters, findings, gradcheck, own_cnn, plots
+from pipeline import ablation, contract, dropout, filters, findings, gradcheck, own_cnn, plots, stages
 from pipeline.answers import compute_all
 from pipeline.answers.figures import figures as answer_figures
 
@@ -161,6 +161,16 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
         "sweeps": [{"runs": 8, "wall_seconds": 700.0, "workers": 2, "scheduler": "LocalCluster(2 processes x 1 thread)"}]})
     write_json(root / "lenet/findings.json",
                findings.findings(summary, {v: log.to_dict("records") for v, log in logs.items()}))
+    # `invoke verify`: a rerun identical to the committed runs but for one loss in its last digits
+    rerun = [{**r, "test_loss": r["test_loss"] + 1e-9 * (r["variant"] == "lenet_plain")} for r in summary]
+    rows = stages.verify_rows(summary, rerun, found)
+    pd.DataFrame(rows)[list(contract.VERIFY_COLUMNS)].to_csv(root / "verify.csv", index=False)
+    write_json(root / "verify.json", {
+        "verdict": stages.verdict_of(rows), "rows": rows,
+        "committed": {"commit": "0123456789abcdef", "dirty": False, "torch": "2.13.0+cpu", "device": "cpu",
+                      "timestamp": "2025-01-01T00:00:00Z"},
+        "rerun": {"commit": "fedcba9876543210", "dirty": False, "torch": "2.13.0+cpu", "device": ["cpu (2 threads)"],
+                  "machine": "Linux-x86_64", "processor": "x86_64", "seconds": 300.0, "finished": "2025-01-02T00:00:00Z"}})
     pd.DataFrame([{"variant": v, **s} for v, s in found["variants"].items()])[list(ablation.SEEDS_COLUMNS)].to_csv(
         root / "lenet/seeds.csv", index=False)
     write_fake_ablation(root)

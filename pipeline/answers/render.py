@@ -53,10 +53,13 @@ def figure_path(root: Path, name: str) -> Path:
 # --- formatting --------------------------------------------------------------------------------
 
 def escape(text: str) -> str:
-    """Escape Markdown emphasis and table characters outside $...$ math, so "w2^11*x12" and
-    "z_hat_i" print as written."""
-    parts = re.split(r"(\$\$.*?\$\$|\$[^$]*\$)", str(text), flags=re.S)
-    return "".join(p if p.startswith("$") else re.sub(r"([*_|<])", r"\\\1", p) for p in parts)
+    """Text from answers.json as Markdown that shows exactly its characters: outside $...$ maths
+    and `code` spans, every character Markdown or HTML could act on (emphasis, tables, links, tags,
+    entities, backslashes) is backslash-escaped, so "w2^11*x12" and "z_hat_i" print as written and
+    a value holding markup shows as text."""
+    parts = re.split(r"(\$\$.*?\$\$|\$[^$]*\$|`[^`\n]+`)", str(text), flags=re.S)
+    return "".join(p if p[:1] in "$`" and len(p) > 1 else re.sub(r"([\\`*_|<>\[\]&!{}])", r"\\\1", p)
+                   for p in parts)
 
 
 def number(v) -> str:

@@ -1,0 +1,235 @@
+"""`--scheduler` on a real Dask cluster (issue #16): a stock `dask scheduler` and two `dask worker`
+processes, started outside the repository with PYTHONPATH unset, run a tiny ablation; one worker is
+killed mid-sweep and the results must equal the same sweep on a LocalCluster. The fast tests: a
+malformed, an unreachable or a worker-less scheduler, and mismatched versions, are one-line
+UserErrors within seconds."""
+import csv
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from invoke import Context
+from invoke.exceptions import Exit
+
+import tasks
+from pipeline import ablation as AB
+from pipeline import contract, stages
+from pipeline import sweep as SW
+from pipeline.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+DETERMINISTIC = ("test_accuracy", "best_val_accuracy", "best_val_epoch", "final_train_loss", "test_loss")
+FAST_SECONDS = 10  # "within a few seconds" on a busy two-core machine (the checks take ~0.1 s alone)
+RUNS = len(AB.design(2, augment=False))  # the tiny ablation's runs: the factorial x 2 seeds
+
+
+def read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def by_run(rows):
+    return {tuple(r[k] for k in ("preprocess", "batch_norm", "dropout", "augment", "seed")):
+            {k: r[k] for k in DETERMINISTIC} for r in rows}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, tiny_cifar):
+    monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
+    monkeypatch.setattr(tasks, "CACHE", tmp_path / "data")
+    monkeypatch.setattr(tasks, "REJECTED", tmp_path / "rejected")
+    monkeypatch.setattr(stages, "EXPECTED_COUNTS", tiny_cifar.counts)
+    monkeypatch.setattr(stages, "VAL_SIZE", 50)
+    monkeypatch.setitem(contract.REFERENCE, "epochs", 1)
+    return tmp_path
+
+
+def ablation_error(tiny_cifar, **flags) -> tuple[str, float]:
+    """The one-line message and the seconds until `invoke ablation` gave up."""
+    start = time.perf_counter()
+    with pytest.raises(Exit) as e:
+        tasks.ablation(Context(), seeds=2, epochs=1, augment=False, quiet=True, source=str(tiny_cifar.batch_dir),
+                       allow_unofficial_data=True, **flags)
+    seconds = time.perf_counter() - start
+    assert e.value.code == 1 and "\n" not in e.value.message and e.value.message.startswith("error: ")
+    return e.value.message, seconds
+
+
+# --- fast: the errors a cluster user sees --------------------------------------------------------
+
+@pytest.mark.parametrize("address", ["localhost", "tcp://localhost", "http://127.0.0.1:8786",
+                                     "tcp://127.0.0.1:port", "tcp://127.0.0.1:70000"])
+def test_malformed_scheduler_address_is_a_one_line_error(workspace, tiny_cifar, address):
+    message, seconds = ablation_error(tiny_cifar, scheduler=address)
+    assert f"--scheduler {address!r} is not a Dask scheduler address" in message and "tcp://HOST:PORT" in message
+    assert seconds < FAST_SECONDS
+    assert not (workspace / "artifacts" / "ablation").exists()  # nothing was trained or written
+
+
+def test_unreachable_scheduler_is_a_one_line_error(workspace, tiny_cifar):
+    port = free_port()  # nothing listens there
+    message, seconds = ablation_error(tiny_cifar, scheduler=f"tcp://127.0.0.1:{port}")
+    assert message == (f"error: cannot reach a Dask scheduler at tcp://127.0.0.1:{port} (Connection refused); "
+                       f"start one there with `dask scheduler --port {port}`, or fix --scheduler")
+    assert seconds < FAST_SECONDS
+
+
+def test_check_scheduler_gives_up_after_its_timeout():
+    with socket.socket() as s:  # a full accept queue: Linux drops the next SYN, the connect hangs
+        s.bind(("127.0.0.1", 0))
+        s.listen(0)
+        port = s.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+            start = time.perf_counter()
+            with pytest.raises(UserError) as e:
+                SW.check_scheduler(f"tcp://127.0.0.1:{port}", timeout=0.5)
+            assert time.perf_counter() - start < 2
+    assert str(e.value) == (f"cannot reach a Dask scheduler at tcp://127.0.0.1:{port} (no answer within 0.5 s); "
+                            f"start one there with `dask scheduler --port {port}`, or fix --scheduler")
+    with socket.socket() as s:  # something listens: the address comes back in Dask's own form
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert SW.check_scheduler(f"127.0.0.1:{s.getsockname()[1]}") == f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_server_that_is_not_a_scheduler_is_a_one_line_error(workspace, tiny_cifar, monkeypatch):
+    monkeypatch.setattr(SW, "CONNECT_SECONDS", 1)
+    with socket.socket() as s:  # accepts connections, never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        message, seconds = ablation_error(tiny_cifar, scheduler=f"tcp://127.0.0.1:{s.getsockname()[1]}")
+    assert "accepts connections but no Dask scheduler answered within 1 s" in message
+    assert seconds < FAST_SECONDS
+
+
+def test_a_scheduler_without_workers_is_a_one_line_error(workspace, tiny_cifar, monkeypatch):
+    from dask.distributed import LocalCluster
+    monkeypatch.setattr(SW, "WORKER_WAIT_SECONDS", 1)
+    with LocalCluster(n_workers=0, processes=False, host="127.0.0.1", dashboard_address=None) as empty:
+        message, seconds = ablation_error(tiny_cifar, scheduler=empty.scheduler_address)
+    assert message == (f"error: no Dask worker joined the scheduler at {empty.scheduler_address} within 1 s; "
+                       f"start one per core with `dask worker {empty.scheduler_address} --nthreads 1`")
+    assert seconds < FAST_SECONDS
+    assert not (workspace / "artifacts" / "ablation" / "runs.csv").exists()
+
+
+def test_workers_with_other_python_or_torch_versions_are_named():
+    mine = {"python": "3.11.7", "torch": "2.4.0+cpu"}
+    SW.check_versions(mine, {"tcp://a:1": {"python": "3.11.9", "torch": "2.4.0+cu121"}})  # same code, same maths
+    with pytest.raises(UserError) as e:
+        SW.check_versions(mine, {"tcp://a:1": {"python": "3.10.4"}, "tcp://b:2": {"torch": "2.3.1"},
+                                 "tcp://c:3": {"python": "3.11.2", "torch": "2.4.0"}})
+    assert str(e.value) == ("worker tcp://a:1 runs python 3.10.4; tcp://b:2 runs torch 2.3.1, but this client runs "
+                            "python 3.11.7, torch 2.4.0+cpu; install the same versions on every worker "
+                            "(pip install -r requirements.txt) so the runs compare")
+
+
+# --- slow: a real scheduler and two real workers ---------------------------------------------------
+
+DRIVER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from invoke import Context
+    import tasks
+    from pipeline import contract, stages, sweep
+    sweep.default_jobs = lambda: 2  # the LocalCluster's 2 jobs get 1 torch thread each, as the cluster's workers
+    art, data, counts, scheduler = sys.argv[1], sys.argv[2], tuple(map(int, sys.argv[3].split(","))), sys.argv[4]
+    tasks.ART, tasks.CACHE = Path(art), Path(art) / "cache"
+    stages.EXPECTED_COUNTS, stages.VAL_SIZE, contract.REFERENCE["epochs"] = counts, 50, 1
+    tasks.ablation(Context(), seeds=2, epochs=1, augment=False, source=data, allow_unofficial_data=True,
+                   quiet=True, **({"scheduler": scheduler} if scheduler else {"jobs": 2}))
+""")
+
+
+def run_driver(art, tiny_cifar, scheduler=""):
+    counts = ",".join(map(str, tiny_cifar.counts))
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(art), str(tiny_cifar.batch_dir), counts, scheduler],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """The README's commands: `dask scheduler` and two `dask worker ... --nthreads 1` (each a nanny
+    and its worker process, in a process group of their own), run in an empty folder with
+    PYTHONPATH unset, so nothing of this repository is importable there. Yields (address, workers)."""
+    home = tmp_path / "cluster"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    address = f"tcp://127.0.0.1:{free_port()}"
+    port = address.rsplit(":", 1)[1]
+
+    def start(*args):
+        return subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=home, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=open(home / f"{args[0]}-{time.time_ns()}.log", "w"))
+    scheduler = start("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
+    workers = [start("worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard")
+               for _ in range(2)]
+    try:
+        yield address, workers
+    finally:
+        for p in (*workers, scheduler):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sweep_on_a_real_cluster_survives_a_killed_worker(tmp_path, tiny_cifar, dask_cluster):
+    from dask.distributed import Client
+    address, workers = dask_cluster
+    local = run_driver(tmp_path / "local", tiny_cifar)  # the reference: a LocalCluster, meanwhile
+
+    with Client(address, timeout="30s") as watch:
+        watch.wait_for_workers(2, timeout=60)
+        assert set(watch.run(importlib.util.find_spec, "pipeline").values()) == {None}  # no checkout there
+        pids = watch.run(os.getpid)
+        started = time.perf_counter()
+        p = run_driver(tmp_path / "cluster", tiny_cifar, address)
+        runs = tmp_path / "cluster" / "ablation" / "runs.csv"
+        victim = None
+        deadline = time.time() + 300
+        while victim is None and time.time() < deadline and p.poll() is None:
+            busy = {w: keys for w, keys in watch.processing().items() if keys}
+            if runs.exists() and len(read(runs)) >= 2 and busy:  # data loaded, a run in flight
+                victim = sorted(busy)[0]
+                in_flight = busy[victim]
+                group = os.getpgid(pids[victim])  # the worker's nanny's process group: the whole `dask worker`
+                assert group in {w.pid for w in workers}
+                os.killpg(group, signal.SIGKILL)
+                done_at_kill = len(read(runs))
+            time.sleep(0.05)
+        out, err = p.communicate(timeout=600)
+        seconds = time.perf_counter() - started
+    assert p.returncode == 0, err
+    assert victim is not None, "the sweep finished before a worker could be killed"
+    assert done_at_kill < RUNS and in_flight
+    assert f"worker {victim} left; Dask redoes its runs on the other workers" in out
+    print(f"\ncluster sweep: {seconds:.1f} s, killed {victim} after {done_at_kill} runs with {len(in_flight)} in flight")
+
+    assert local.wait(timeout=600) == 0, local.stderr.read()
+    reference = by_run(read(tmp_path / "local" / "ablation" / "runs.csv"))
+    assert len(reference) == RUNS
+    assert by_run(read(runs)) == reference  # every run once, the killed ones redone, the same numbers
+
+    history = json.loads((tmp_path / "cluster" / "ablation" / "summary.json").read_text())["sweeps"]
+    assert len(history) == 1 and history[0]["scheduler"] == address and history[0]["workers"] == 2
+    cluster = {w["address"]: w for w in history[0]["cluster"]}
+    assert set(cluster) == set(pids) and sum(w["runs"] for w in cluster.values()) == RUNS
+    assert all(w["threads"] == 1 and w["torch"] == torch.__version__ for w in cluster.values())
+    assert cluster[victim]["runs"] <= done_at_kill
