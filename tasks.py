@@ -11,6 +11,7 @@ one line and exit non-zero; bugs keep their traceback.
 import functools
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -63,8 +64,13 @@ def _rel(path: Path) -> str:
 
 
 def _store(task_name: str, root: Path | None = None):
-    from pipeline.store import Store
-    return Store(root or ART, task=task_name, repo=ROOT)
+    """The store a task writes through. Temporary files of writes killed over ten minutes ago are
+    removed first: a failed or killed run leaves no litter past the next run."""
+    from pipeline.store import Store, clean_litter
+    root = Path(root or ART)
+    if task_name and root.is_dir():
+        clean_litter(root, older_than=600)
+    return Store(root, task=task_name, repo=ROOT)
 
 
 def _number(value, kind, flag: str, low=None):
@@ -85,6 +91,12 @@ def _number(value, kind, flag: str, low=None):
     return x
 
 
+def _default(value, default):
+    """Numeric flags default to None, so invoke hands over the text as typed and a bad value is our
+    one-line error (with a number default, invoke's own int() would raise a traceback)."""
+    return default if value is None else value
+
+
 def _skip(name: str) -> bool:
     print(f"{name}: up to date (use --force to redo)")
     return False
@@ -98,16 +110,16 @@ def _provenance(config, info=None, seeds=None, device=None) -> dict:
 
 # --- data ----------------------------------------------------------------------------------
 
-@task(help={**DATA_HELP, **FORCE_HELP, "samples": "how many test images to keep for the sample grid"})
+@task(help={**DATA_HELP, **FORCE_HELP, "samples": "how many test images to keep for the sample grid (default 40)"})
 @user_errors
-def data(c, source=None, allow_unofficial_data=False, samples=40, force=False):
+def data(c, source=None, allow_unofficial_data=False, samples=None, force=False):
     """Locate, download if needed, verify and load CIFAR-10; write artifacts/data/."""
     import numpy as np
 
     from pipeline import data as D
     from pipeline import stages as S
     from pipeline.store import atomic_path, stage_key
-    samples = _number(samples, int, "--samples", low=1)
+    samples = _number(40 if samples is None else samples, int, "--samples", low=1)
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
     store, npz = _store("data"), CACHE / S.SAMPLES
     key = stage_key({"samples": samples, **S.data_key_config(info)}, S.code_files("data"), repo=ROOT)
@@ -155,9 +167,8 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
                                    "lr": _number(lr, float, "--lr")}.items() if v is not None}
     if overrides.get("lr", 1) <= 0:
         raise Exit(f"error: --lr must be positive, got {lr}", code=1)
-    # int flags default to None so invoke hands over the text and a bad value is our one-line error
-    epochs = _number(contract.REFERENCE["epochs"] if epochs is None else epochs, int, "--epochs", 1)
-    seed = _number(0 if seed is None else seed, int, "--seed", 0)
+    epochs = _number(_default(epochs, contract.REFERENCE["epochs"]), int, "--epochs", 1)
+    seed = _number(_default(seed, 0), int, "--seed", 0)
     names = list(VARIANTS) if variant == "all" else [get_variant(variant) and variant]
     select_device(device)  # fail on a bad device before loading 180 MB of data
     configs = [replace(TrainConfig(variant=v, epochs=epochs, seed=seed, device=device, smoke=smoke),
@@ -242,26 +253,49 @@ def _sweep_provenance(config_, n, config, info):
                        f"cpu ({config.threads} thread(s) per run)")
 
 
-def _read_raw(store, rel):
-    """A resumable sweep's own rows, read without verification: the sweep validates them row by
-    row and redoes what it cannot use."""
-    from pipeline.store import parse_csv
-    path = store.root / rel
-    if not path.exists():
-        return None, []
-    return parse_csv(path.read_bytes().decode("utf-8", errors="replace"))
+def _sweep_rows(store, rel, problems_of=None):
+    """A resumable sweep file's rows that the manifest vouches for (Store.read_rows), plus the
+    problems of the rest and of `problems_of(header, rows)`. If there are any, the file as it was
+    goes aside under build/rejected/ (never overwritten) and the problems are printed; the lines
+    they name are redone. Returns (header, rows, problems)."""
+    header, rows, problems = store.read_rows(rel)
+    more, rows = problems_of(header, rows) if problems_of else ([], rows)
+    problems = problems + more
+    if problems:
+        aside = REJECTED / f"{rel.replace('/', '-').removesuffix('.csv')}-{time.strftime('%Y%m%dT%H%M%S')}.csv"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store.root / rel, aside)
+        for problem in problems:
+            print(f"{store.task}: {rel} {problem}; it will be redone (the file as it was: {_rel(aside)})",
+                  file=sys.stderr)
+    return header, rows, problems
+
+
+def _value_problems(rel):
+    """The contract's value rules, row by row: (problems, the rows that keep them)."""
+    from pipeline import contract
+    from pipeline.store import problems
+
+    def check(header, rows):
+        spec, kept, found = contract.spec_of(rel), [], []
+        for i, row in enumerate(rows, start=2):
+            bad = problems(spec, (header or [], [row]))
+            kept += [] if bad else [row]
+            found += [b.replace("line 2:", f"row {i - 1}:") for b in bad]
+        return found, kept
+    return check
 
 
 @task(help={"seeds": "seeds per variant (default 5; seeds 0..N-1, seed 0 is `invoke train`'s run)",
             **SWEEP_HELP, **DATA_HELP, "force": "retrain the extra seeds (never the reference runs)"})
 @user_errors
-def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=None,
+def seeds(c, seeds=None, epochs=None, jobs=None, scheduler=None, quiet=False, source=None,
           allow_unofficial_data=False, force=False):
     """Both LeNet variants over several seeds: mean, 95% CI, paired comparison."""
     from pipeline import stages as S
     from pipeline.store import stage_key
     from pipeline.sweep import run_sweep
-    n, jobs, config, ref, info, store = _sweep_setup("seeds", seeds, epochs, jobs, source, allow_unofficial_data)
+    n, jobs, config, ref, info, store = _sweep_setup("seeds", _default(seeds, 5), _default(epochs, 20), jobs, source, allow_unofficial_data)
     if not store.exists("lenet/summary.csv"):
         raise Exit(f"error: {_rel(store.root / 'lenet/summary.csv')} is missing; run `invoke train` "
                    f"first (seed 0 of each variant is the reference run)", code=1)
@@ -269,7 +303,7 @@ def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=
     reference = S.seeds_reference(summary, config)
     cid = S.config_id(config, ref)
     key = stage_key({"config_id": cid, "seeds": n, "reference": reference})
-    runs = store.read_csv("lenet/seed_runs.csv") if store.exists("lenet/seed_runs.csv") else []
+    runs = _sweep_rows(store, "lenet/seed_runs.csv", _value_problems("lenet/seed_runs.csv"))[1]
     rows, todo = S.seeds_todo(runs, n, config, force)
     provenance = _sweep_provenance({"seeds": n, **asdict(config), "config_id": cid}, n, config, info)
 
@@ -293,21 +327,21 @@ def seeds(c, seeds=5, epochs=20, jobs=None, scheduler=None, quiet=False, source=
             "augment": "also the two homework models with crop + flip augmentation (default on)",
             **DATA_HELP, "force": "start over: retrain every run, ignoring runs.csv"})
 @user_errors
-def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, quiet=False,
+def ablation(c, seeds=None, epochs=None, jobs=None, scheduler=None, augment=True, quiet=False,
              source=None, allow_unofficial_data=False, force=False):
     """Factorial ablation preprocess x BN x dropout over seeds on Dask: runs, effects, plots."""
     from pipeline import ablation as AB
     from pipeline import stages as S
     from pipeline.sweep import run_sweep
-    n, jobs, config, ref, info, store = _sweep_setup("ablation", seeds, epochs, jobs, source, allow_unofficial_data)
+    n, jobs, config, ref, info, store = _sweep_setup("ablation", _default(seeds, 3), _default(epochs, 20), jobs, source, allow_unofficial_data)
     cid = S.config_id(config, ref)
-    rows, problems = AB.read_runs(*_read_raw(store, "ablation/runs.csv"), cid)
-    if problems:  # the file as it was goes aside, never overwritten; the bad lines are redone
-        aside = REJECTED / f"ablation-runs-{time.strftime('%Y%m%dT%H%M%S')}.csv"
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(store.root / "ablation/runs.csv", aside)
-        for problem in problems:
-            print(f"ablation: runs.csv {problem} (original kept in {_rel(aside)})", file=sys.stderr)
+    foreign = []  # finished runs with other settings (other data): kept in the file, never analysed
+
+    def parse(header, raw):
+        foreign.extend(r for r in raw if r.get("config") not in (None, "", cid))
+        rows, found = AB.read_runs(header, [r for r in raw if r.get("config") in (None, "", cid)], cid)
+        return found, rows
+    _, rows, problems = _sweep_rows(store, "ablation/runs.csv", parse)
     rows = [] if force else rows
     done = {AB.key_of(r) for r in rows}
     todo = [s for s in AB.design(n, augment) if AB.key_of(s) not in done]
@@ -315,7 +349,7 @@ def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, qui
 
     def save():
         rows.sort(key=AB.key_of)
-        store.record("ablation", cid, [store.write("ablation/runs.csv", rows)], provenance)
+        store.record("ablation", cid, [store.write("ablation/runs.csv", rows + foreign)], provenance)
 
     def on_result(r):
         rows.append({**r, "config": cid})
@@ -325,6 +359,7 @@ def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, qui
     sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
     previous = store.previous("ablation/summary.json")
     out = AB.outputs(rows, n, augment, provenance["config"], S.sweep_history(previous, cid, sweep), problems)
+    out["ablation/runs.csv"] = out["ablation/runs.csv"] + foreign
     store.record("ablation", cid, store.write_all(out), provenance)
     summary = out["ablation/summary.json"]
     print(f"ablation: {summary['runs']} runs, sweep {sum(x['wall_seconds'] for x in summary['sweeps']) / 60:.1f} "
@@ -337,18 +372,18 @@ def ablation(c, seeds=3, epochs=20, jobs=None, scheduler=None, augment=True, qui
             "probs": "comma-separated dropout probabilities (default 0,0.25,0.5,0.75)", **SWEEP_HELP,
             **DATA_HELP, "force": "start over: retrain every run"})
 @user_errors
-def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=False, source=None,
+def dropout(c, seeds=None, probs=None, epochs=None, jobs=None, scheduler=None, quiet=False, source=None,
             allow_unofficial_data=False, force=False):
     """CS182 5(c): model 1 with dropout p in {0, .25, .5, .75} over seeds: curves and the gap."""
     from pipeline import dropout as DO
     from pipeline import stages as S
     from pipeline.sweep import run_sweep
     p_values = DO.check_p_values(str(probs).split(",")) if probs is not None else DO.P_VALUES
-    n, jobs, config, ref, info, store = _sweep_setup("dropout", seeds, epochs, jobs, source,
+    n, jobs, config, ref, info, store = _sweep_setup("dropout", _default(seeds, 3), _default(epochs, 20), jobs, source,
                                                      allow_unofficial_data, DO.TRAIN_EVAL_SIZE)
     cid = S.config_id(config, ref)
-    runs, curves = ([], []) if force else DO.read_rows(_read_raw(store, "cs182/dropout/runs.csv")[1],
-                                                        _read_raw(store, "cs182/dropout/curves.csv")[1],
+    runs, curves = ([], []) if force else DO.read_rows(_sweep_rows(store, "cs182/dropout/runs.csv")[1],
+                                                        _sweep_rows(store, "cs182/dropout/curves.csv")[1],
                                                         cid, config.epochs)
     done = {(r["p"], r["seed"]) for r in runs}
     todo = [s for s in DO.design(n, p_values) if (s["dropout"], s["seed"]) not in done]
@@ -368,7 +403,7 @@ def dropout(c, seeds=3, probs=None, epochs=20, jobs=None, scheduler=None, quiet=
     print(f"dropout: {len(done)} runs already in runs.csv, {len(todo)} to train")
     sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
     previous = store.previous("cs182/dropout/summary.json")
-    ablation_runs = _read_raw(store, "ablation/runs.csv")[1] if config.epochs == 20 else None
+    ablation_runs = store.read_rows("ablation/runs.csv")[1] if config.epochs == 20 else None
     out = DO.outputs(runs, curves, n, p_values, provenance["config"], S.sweep_history(previous, cid, sweep),
                      ablation_runs)
     store.record("dropout", cid, store.write_all(out), provenance)
@@ -402,7 +437,7 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
         key = stage_key({"search": O.SEARCH, "md5s": info["md5s"]}, S.code_files("train-own"), repo=ROOT)
         provenance = _provenance({"stages": O.SEARCH, "trial_epochs": O.TRIAL_EPOCHS, "base": asdict(O.OwnConfig())},
                                  info, {"seed": O.OwnConfig().seed, "split_seed": S.SPLIT_SEED}, device_description(dev))
-        previous = [] if force else _read_raw(store, "own_cnn/search.csv")[1]
+        previous = [] if force else _sweep_rows(store, "own_cnn/search.csv")[1]
         rows = S.own_search(previous, S.own_arrays(raw, ("train", "val")), dev, device_description(dev),
                             info["md5s"]["data_batch_1"],  # the test set is not even loaded
                             lambda rows: store.record("own-search", key, [store.write("own_cnn/search.csv", rows)], provenance))
@@ -514,9 +549,9 @@ def layers(c, force=False):
     return True
 
 
-@task(help={**FORCE_HELP, "images": "how many test images to show (each of another class)"})
+@task(help={**FORCE_HELP, "images": "how many test images to show, each of another class (default 6)"})
 @user_errors
-def filters(c, images=6, force=False):
+def filters(c, images=None, force=False):
     """CS182 question 4: hand-designed blur and Sobel filters on CIFAR-10 test images, checked
     against torch, with their frequency responses -> artifacts/cs182/filters*."""
     import numpy as np
@@ -525,7 +560,7 @@ def filters(c, images=6, force=False):
     from pipeline.data import CLASSES
     from pipeline.errors import UserError
     from pipeline.store import stage_key
-    images = _number(images, int, "--images", 1)
+    images = _number(_default(images, 6), int, "--images", 1)
     if images > len(CLASSES):
         raise UserError(f"--images must be between 1 and {len(CLASSES)}, got {images}")
     store, samples = _store("filters"), CACHE / S.SAMPLES
@@ -581,15 +616,16 @@ def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=Fal
     print(f"verify: {report['verdict']} -> {_rel(store.root / 'verify.csv')}")
 
 
-@task(help={"images": "training images per timed epoch",
-            "repeats": "timed epochs per loop and variant (medians are reported)", **DATA_HELP})
+@task(help={"images": "training images per timed epoch (default 12800)",
+            "repeats": "timed epochs per loop and variant, medians reported (default 5)", **DATA_HELP})
 @user_errors
-def bench(c, images=12800, repeats=5, source=None, allow_unofficial_data=False):
+def bench(c, images=None, repeats=None, source=None, allow_unofficial_data=False):
     """Throughput of our training loop vs the plain DataLoader loop; writes artifacts/bench.json."""
     from pipeline import bench as B
     from pipeline import stages as S
     from pipeline.store import stage_key
-    images, repeats = _number(images, int, "--images", 128), _number(repeats, int, "--repeats", 1)
+    images = _number(_default(images, 12800), int, "--images", 128)
+    repeats = _number(_default(repeats, 5), int, "--repeats", 1)
     raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     report = B.run(raw, images, repeats, log=print)
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -615,10 +651,13 @@ def docs(c, strict=True, site_dir="site"):
         raise Exit("error: the site build failed (see the message above)", code=1)
 
 
-@task(help={"port": "port to serve on (127.0.0.1)"})
-def serve(c, port=8000):
+@task(help={"port": "port to serve on (127.0.0.1; default 8000)"})
+@user_errors
+def serve(c, port=None):
     """Preview the site with live reload at http://127.0.0.1:PORT/."""
-    port = _number(port, int, "--port", 1)
+    port = _number(_default(port, 8000), int, "--port", 1)
+    if port > 65535:
+        raise Exit(f"error: --port must be at most 65535, got {port}", code=1)
     subprocess.run([sys.executable, "-m", "mkdocs", "serve", "-a", f"127.0.0.1:{port}"], cwd=ROOT,
                    env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
@@ -651,6 +690,28 @@ def contract(c):
     from pipeline.store import write_bytes_atomic
     print("contract: " + ("wrote" if write_bytes_atomic(ROOT / "ARTIFACTS.md", K.markdown().encode()) else "unchanged")
           + " ARTIFACTS.md")
+
+
+@task
+def lock(c):
+    """Refresh requirements.lock from requirements.txt: every package but torch pinned exactly,
+    with the sha256 of every file the registry offers (pip-compile --generate-hashes)."""
+    # torch stays out: the CPU wheel on the CI disk and the registry's wheels have different
+    # hashes, and pip's hash mode is all or nothing; it is pinned exactly in requirements.txt.
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "requirements.txt"
+        source.write_text("".join(line for line in (ROOT / "requirements.txt").read_text().splitlines(True)
+                                  if not line.startswith("torch")))
+        out = Path(tmp) / "requirements.lock"
+        cmd = [sys.executable, "-m", "piptools", "compile", "-q", "--generate-hashes", "--allow-unsafe",
+               "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "-o", str(out), str(source)]
+        if subprocess.run(cmd, cwd=tmp).returncode:
+            raise Exit("error: pip-compile failed (pip install pip-tools, and the registry must be reachable)", code=1)
+        text = out.read_text().replace(str(source), "requirements.txt")
+        text = re.sub(r"#    pip-compile .*\n", "#    invoke lock   (pip-compile --generate-hashes of requirements.txt without torch; see README)\n", text)
+        (ROOT / "requirements.lock").write_text(text)
+    print("lock: wrote requirements.lock")
 
 
 @task(help={"artifacts": "also remove artifacts/ (the committed reference run; git restores it)"})

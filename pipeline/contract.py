@@ -84,6 +84,7 @@ class Artifact:
     columns: tuple = ()          # CSV: the header, in order
     keys: tuple = ()             # JSON: top-level keys that must be present
     checks: dict = field(default_factory=dict)
+    rows_recorded: bool = False  # a sweep's resumable rows: the manifest keeps each line's digest
 
     @property
     def format(self) -> str:
@@ -137,7 +138,7 @@ CONTRACT: tuple[Artifact, ...] = (
     Artifact("lenet/{variant}/weights.pt", "train", "`state_dict` of the final model"),
     Artifact("lenet/seed_runs.csv", "seeds",
              "one row per extra seed (1..N-1) of each variant, same settings as the reference; seed 0 "
-             "is `lenet/summary.csv`'s reference run", SUMMARY_COLUMNS, checks=_RUN),
+             "is `lenet/summary.csv`'s reference run", SUMMARY_COLUMNS, checks=_RUN, rows_recorded=True),
     Artifact("lenet/seeds.json", "seeds",
              "test accuracy over seeds: per variant `{n, mean, std, sem, ci_low, ci_high, df, seeds, "
              "values}`, the paired comparison `{a, b, seeds, n, mean, std, ci_low, ci_high, t, p}`, "
@@ -156,7 +157,7 @@ CONTRACT: tuple[Artifact, ...] = (
              "one row per run (config: hash of the settings that make runs comparable)",
              ABLATION_RUN_COLUMNS,
              checks={"test_accuracy": "fraction", "best_val_accuracy": "fraction", "seed": "count",
-                     "train_seconds": "nonneg"}),
+                     "train_seconds": "nonneg"}, rows_recorded=True),
     Artifact("ablation/effects.csv", "ablation",
              "main effects and two-way interactions on test accuracy (fractions)", EFFECT_COLUMNS,
              checks={"n_runs": "count"}),
@@ -195,9 +196,9 @@ CONTRACT: tuple[Artifact, ...] = (
              "CS182 q5(c), one row per run (gap = eval-mode train minus validation accuracy)",
              DROPOUT_RUN_COLUMNS,
              checks={"test_accuracy": "fraction", "final_val_accuracy": "fraction",
-                     "final_train_eval_accuracy": "fraction", "seed": "count"}),
+                     "final_train_eval_accuracy": "fraction", "seed": "count"}, rows_recorded=True),
     Artifact("cs182/dropout/curves.csv", "dropout", "every epoch of every run",
-             DROPOUT_CURVE_COLUMNS, checks={"val_accuracy": "fraction", "epoch": "count"}),
+             DROPOUT_CURVE_COLUMNS, checks={"val_accuracy": "fraction", "epoch": "count"}, rows_recorded=True),
     Artifact("cs182/dropout/summary.csv", "dropout", "per p: gap and test accuracy with CIs",
              DROPOUT_SUMMARY_COLUMNS, checks={"n": "count", "test_accuracy": "fraction"}),
     Artifact("cs182/dropout/summary.json", "dropout",
@@ -207,7 +208,7 @@ CONTRACT: tuple[Artifact, ...] = (
              "train (eval mode) and validation accuracy per epoch per p; final gap with 95% CI"),
     Artifact("own_cnn/search.csv", "train-own --search",
              "CS182 q5(d), one row per trial, scored on the 5,000 validation images only",
-             OWN_SEARCH_COLUMNS, checks={"val_accuracy": "fraction", "train_seconds": "nonneg"}),
+             OWN_SEARCH_COLUMNS, checks={"val_accuracy": "fraction", "train_seconds": "nonneg"}, rows_recorded=True),
     Artifact("own_cnn/chosen.json", "train-own --search",
              "the chosen trial's row plus `seconds_per_epoch` and `final_epochs` (as many as fit "
              "`own_cnn.BUDGET_SHARE` of the 15-minute budget)",
@@ -295,5 +296,7 @@ def markdown() -> str:
                  else ", ".join(f"`{k}`" for k in a.keys) if a.keys else "")
         checks = "; ".join(f"`{k}` {RULES[r][1]}" for k, r in a.checks.items())
         writer = a.writer if a.writer == STORE else f"`invoke {a.writer}`"
-        lines.append(f"| `{a.pattern}` | {writer} | {a.what} | {shape} | {checks} |")
+        what = a.what + ("; resumable: the manifest keeps each line's digest, and a line it does not know "
+                          "(edited outside the pipeline) is set aside and redone" if a.rows_recorded else "")
+        lines.append(f"| `{a.pattern}` | {writer} | {what} | {shape} | {checks} |")
     return "\n".join(lines) + "\n"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import fcntl
 import gzip
 import hashlib
 import http.client
@@ -43,6 +42,11 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import UserError
+
+try:  # POSIX: the extraction locks below; elsewhere extraction runs unlocked
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # from the dataset page
@@ -319,6 +323,9 @@ def _claimed(folder: Path):
     """Hold a shared lock on `folder` while writing into it. On the way in, if no other run holds one,
     first remove the litter of killed runs: flock(2) locks go with their process, so a temporary folder
     in a folder that nobody has locked cannot belong to a run in progress."""
+    if fcntl is None:  # no flock(2) here: no litter removal either (a run in progress could own it)
+        yield
+        return
     fd = os.open(folder, os.O_RDONLY)
     try:
         try:
@@ -488,6 +495,13 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _empty_bytes(*args) -> bytes:
+    """`bytes()`, as Python 3 pickles b"" for protocols below 3; with an argument it would allocate."""
+    if args:
+        raise DataError("refusing to unpickle bytes with arguments: a CIFAR batch only stores b'' this way")
+    return b""
+
+
 class _Allowed:
     """What the unpickler hands out for an allowed global: a call of `function` (None: not callable).
 
@@ -579,14 +593,16 @@ def _new_array(subtype, shape, typecode) -> _PickledArray:
 
 _NDARRAY = _Allowed("numpy.ndarray", None)
 # What pickles of numpy arrays name: the real (Python 2) batches need the first three; pickles written
-# by Python 3 (our test fixture) name numpy._core and store bytes via _codecs.encode. None of numpy's own
-# unpickling code is used: the objects above check what a pickle asks for and build the arrays.
+# by Python 3 (our test fixture) name numpy._core and store bytes via _codecs.encode (b"" as bytes()).
+# None of numpy's own unpickling code is used: the objects above check what a pickle asks for.
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _Allowed("numpy.core.multiarray._reconstruct", _new_array),
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _Allowed("numpy.dtype", _new_dtype),
     ("numpy._core.multiarray", "_reconstruct"): _Allowed("numpy._core.multiarray._reconstruct", _new_array),
     ("_codecs", "encode"): _Allowed("_codecs.encode", _latin1_encode),
+    ("__builtin__", "bytes"): _Allowed("bytes", _empty_bytes),
+    ("builtins", "bytes"): _Allowed("bytes", _empty_bytes),
 }
 
 
@@ -716,6 +732,7 @@ def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     The file is read whole (at most MAX_BATCH_BYTES) and checked by `_check_opcodes` before it is
     unpickled, so a hostile pickle is refused using about the memory that loading a real batch does.
+    x is read-only when it is a view of the pickled bytes (load_data copies it).
     """
     path = Path(path)
     if not path.is_file():
@@ -723,7 +740,7 @@ def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     size, raw = path.stat().st_size, b""
     if size <= MAX_BATCH_BYTES:  # a larger file is refused unread
         with open(path, "rb") as f:
-            raw = f.read(MAX_BATCH_BYTES + 1)  # it may have grown since
+            raw = f.read(size + 1)  # read(n) allocates n bytes first; the file may have grown since
     if size > MAX_BATCH_BYTES or len(raw) > MAX_BATCH_BYTES:
         raise DataError(
             f"{path} is larger than a batch of {IMAGES_PER_BATCH:,} CIFAR images can be ({MAX_BATCH_BYTES:,} "
@@ -753,7 +770,7 @@ def load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(labels, np.ndarray):
         y = labels
     elif isinstance(labels, (list, tuple)) and all(type(label) is int for label in labels):
-        y = np.array(labels)  # object dtype if an int is too large for int64: refused below
+        y = np.array(labels) if labels else np.zeros(0, np.int64)  # object dtype if an int is too large
     if y is None or y.ndim != 1 or y.dtype.kind not in "iu":
         raise DataError(f"{bad} its labels are not a list of integers")
     if len(y) != len(x):

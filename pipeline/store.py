@@ -147,6 +147,11 @@ def torch_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
+def line_digest(line: bytes) -> str:
+    """A CSV line's identity in the manifest: 16 hex digits of its sha256."""
+    return hashlib.sha256(line.rstrip(b"\r")).hexdigest()[:16]
+
+
 def parse_csv(text: str) -> tuple[list[str], list[dict]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows = list(reader)
@@ -332,6 +337,37 @@ class Store:
         except (OSError, ValueError):
             return None
 
+    def read_rows(self, rel: str) -> tuple[list[str] | None, list[dict], list[str]]:
+        """A sweep's resumable rows, line by line: (header, the rows as the sweep recorded them,
+        one problem per other line). A line is trusted when the whole file is as recorded, or when
+        the manifest holds its digest; a line edited outside the pipeline (a made-up accuracy, a
+        stray byte) is left out with a problem, for the sweep to set aside and redo. Never raises
+        for the file's content."""
+        path = self.root / rel
+        if not path.is_file():
+            return None, [], []
+        data = path.read_bytes()
+        entry = self.manifest()["artifacts"].get(rel) or {}
+        whole = entry.get("sha256") == hashlib.sha256(data).hexdigest()
+        known = set(entry.get("row_sha256") or [])
+        lines = data.splitlines()
+        try:
+            header, rows = parse_csv(data.decode("utf-8"))
+        except (UnicodeDecodeError, csv.Error):
+            header, rows = None, None
+        if rows is None or len(rows) != len(lines) - 1:  # not one row per line: go line by line
+            header = parse_csv(lines[0].decode("utf-8", errors="replace"))[0] if lines else None
+            rows = [dict(zip(header or [], next(csv.reader([l.decode("utf-8", errors="replace")]), [])))
+                    for l in lines[1:]]
+            whole = False
+        kept, problems = [], []
+        for i, (line, row) in enumerate(zip(lines[1:], rows), start=2):
+            if whole or line_digest(line) in known:
+                kept.append(row)
+            else:
+                problems.append(f"line {i}: not as the sweep recorded it (changed outside the pipeline?)")
+        return header, kept, problems
+
     def exists(self, rel: str) -> bool:
         return (self.root / rel).is_file()
 
@@ -395,6 +431,9 @@ class Store:
                 state = state or git_state(self.repo)
                 artifacts[rel] = {**fixed, **state, "timestamp": now, "sha256": sha,
                                   "bytes": (self.root / rel).stat().st_size}
+                if contract.spec_of(rel).rows_recorded:
+                    artifacts[rel]["row_sha256"] = [line_digest(line) for line in
+                                                    (self.root / rel).read_bytes().splitlines()[1:]]
             tasks = manifest["tasks"]
             old = tasks.get(stage, {})
             kept = old.get("outputs", []) if old.get("key") == key else []
@@ -415,9 +454,12 @@ def _torch_version() -> str | None:
         return None
 
 
-def clean_litter(root: Path) -> list[Path]:
-    """Remove temporary files a killed write left behind (.NAME.*.tmp); returns them."""
-    found = [p for p in Path(root).rglob(".*.tmp") if p.is_file()]
+def clean_litter(root: Path, older_than: float = 0.0) -> list[Path]:
+    """Remove temporary files a killed write left behind (.NAME.*.tmp) that are older than
+    `older_than` seconds (a write in progress takes milliseconds; another stage may be writing
+    now); returns them."""
+    cutoff = time.time() - older_than
+    found = [p for p in Path(root).rglob(".*.tmp") if p.is_file() and p.stat().st_mtime <= cutoff]
     for p in found:
         p.unlink(missing_ok=True)
     return found

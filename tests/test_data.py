@@ -534,10 +534,10 @@ def test_prepare_refuses_unofficial_unless_allowed(server, tiny_cifar, tmp_path)
     cache = tmp_path / "data"
     with pytest.raises(DataError, match="pass --allow-unofficial-data"):
         data.prepare(None, False, cache_dir=cache, env={}, url=server.url, opener=direct_open)
+    # The refused run keeps the download but not its extraction: the next run extracts it again.
+    assert files_under(cache) == {"cifar-10-python.tar.gz"}
     env = {"CIFAR10_ALLOW_UNOFFICIAL": "1"}
-    batch_dir, info = data.prepare(
-        None, False, cache_dir=cache, env=env, url=server.url, opener=no_network
-    )  # cached by the refused run
+    batch_dir, info = data.prepare(None, False, cache_dir=cache, env=env, url=server.url, opener=no_network)
     assert info["official"] is False and batch_dir == cache / "cifar-10-batches-py"
 
 
@@ -580,6 +580,7 @@ def test_real_rebuilt_archive(tmp_path):
     try:
         with pytest.raises(DataError, match=r"data_batch_1 \(and 5 more files\) .* not the official CIFAR-10 file"):
             data.prepare(str(REAL_ARCHIVE), False, cache_dir=cache, env={}, opener=no_network)
+        assert files_under(cache) == set()  # the refusal removed its 186 MB extraction
         batch_dir, info = data.prepare(str(REAL_ARCHIVE), True, cache_dir=cache, env={}, opener=no_network)
         verified = data.verify_batches(batch_dir, allow_unofficial=True)
         assert info == {"source": str(REAL_ARCHIVE), **verified}

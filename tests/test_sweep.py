@@ -18,6 +18,7 @@ from invoke.exceptions import Exit
 import tasks
 from pipeline import ablation as AB
 from pipeline import contract, stages
+from pipeline.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DETERMINISTIC = ("test_accuracy", "best_val_accuracy", "best_val_epoch", "final_train_loss", "test_loss")
@@ -67,18 +68,28 @@ def test_tiny_ablation_and_seeds_on_a_local_cluster(workspace, tiny_cifar, capsy
     again = json.loads((out / "summary.json").read_text())
     assert again["sweeps"] == summary["sweeps"]
 
-    # A corrupt line is reported with its line number, kept aside, and its run redone.
-    text = (out / "runs.csv").read_text().splitlines()
-    cells = text[3].split(",")
-    cells[4] = "63.5"  # test_accuracy in percent: not a fraction
-    text[3] = ",".join(cells)
-    (out / "runs.csv").write_text("\n".join(text) + "\n")
+    # Lines changed outside the pipeline are reported with their line numbers, kept aside (never
+    # overwritten) and their runs redone: a percentage, a plausible made-up value, a stray byte. A
+    # finished run with other settings (another config) stays in the file, out of the analysis.
+    store = Store(workspace / "artifacts", task="ablation")  # a sweep with other settings wrote one run
+    store.record("ablation", "other", [store.write("ablation/runs.csv", runs + [{**runs[7], "config": "0123456789ab"}])],
+                 {"config": {}})
+    lines = (out / "runs.csv").read_bytes().splitlines()
+    for i, value in ((3, b"63.5"), (5, b"0.99")):
+        cells = lines[i].split(b",")
+        cells[4] = value
+        lines[i] = b",".join(cells)
+    lines[7] = lines[7].replace(b"cpu", b"c\xffu")
+    (out / "runs.csv").write_bytes(b"\n".join(lines) + b"\n")
     tasks.ablation(Context(), seeds=2, epochs=1, jobs=2, source=src, allow_unofficial_data=True, quiet=True)
     captured = capsys.readouterr()
-    assert "runs.csv line 4: test_accuracy 63.5 is not a fraction" in captured.err
-    assert "1 to train" in captured.out
+    for line in (4, 6, 8):
+        assert f"ablation/runs.csv line {line}: not as the sweep recorded it" in captured.err, captured.err
+    assert "3 to train" in captured.out
     assert len(list((workspace / "rejected").glob("ablation-runs-*.csv"))) == 1
-    assert by_run(read(out / "runs.csv")) == by_run(runs)  # redone: the same numbers as before
+    kept = read(out / "runs.csv")
+    assert [r for r in kept if r["config"] == "0123456789ab"] and len(kept) == 29
+    assert by_run([r for r in kept if r["config"] != "0123456789ab"]) == by_run(runs)  # redone: the same numbers
 
     # seeds: needs the seed-0 reference runs of `invoke train` first.
     with pytest.raises(Exit, match="no seed-0 run|is missing"):

@@ -270,3 +270,36 @@ def test_clean_keeps_data_and_artifacts(tmp_path, monkeypatch):
     assert (tmp_path / "artifacts" / "lenet").exists()
     tasks.clean(Context(), artifacts=True)
     assert not (tmp_path / "artifacts").exists() and (tmp_path / "data").exists()
+
+
+# --- faults and injection ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("err", [(28, "No space left on device"), (30, "Read-only file system"),
+                                 (13, "Permission denied")])
+def test_os_errors_are_one_line_naming_the_path(workspace, tiny_cifar, monkeypatch, err):
+    import pipeline.store
+    from invoke.exceptions import Exit
+
+    def full(path, data):
+        raise OSError(err[0], err[1], str(path))
+    monkeypatch.setattr(pipeline.store, "write_bytes_atomic", full)
+    with pytest.raises(Exit) as e:
+        tasks.data(Context(), source=str(tiny_cifar.batch_dir), samples=24)
+    message = e.value.message
+    assert e.value.code == 1 and "\n" not in message and err[1] in message and "dataset.json" in message
+    assert not (workspace / "artifacts" / "manifest.json").exists()  # nothing recorded
+
+
+def test_no_shell_runs_what_a_flag_holds(tmp_path):
+    marker = tmp_path / "INJECTED"
+    proc = run_invoke("test", "-k", f"nothing_matches' ; touch {marker} ; echo '", env={})
+    assert not marker.exists() and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # a full site build
+def test_site_dir_with_spaces_and_shell_characters(tmp_path):
+    marker = tmp_path / "INJECTED"
+    site = tmp_path / f"my site; touch {marker}"
+    proc = run_invoke("docs", "--site-dir", str(site), env={})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not marker.exists() and (site / "index.html").exists()
