@@ -180,12 +180,21 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
               "artifacts/ is untouched")
     store = _store("train", root)
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
-    keys = {cf.variant: stage_key(S.train_key_config(cf, info), S.code_files("train"), repo=ROOT)
+    from pipeline.store import StoreError
+    try:  # the arrays' digest as `invoke data` recorded it: an up-to-date train never loads the data
+        digest = S.recorded_digest(_store(None).read_json("data/dataset.json"), info)
+    except StoreError:
+        digest = None
+    raw = None if digest else S.load_dataset(source, allow_unofficial_data, CACHE)[0]
+    digest = digest or S.arrays_digest(raw)
+    keys = {cf.variant: stage_key(S.train_key_config(cf, info, digest), S.code_files("train"), repo=ROOT)
             for cf in configs}
     todo = [cf for cf in configs if force or not store.is_up_to_date(f"train:{cf.variant}", keys[cf.variant])]
-    for cf in set(configs) - set(todo):
-        _skip(f"train:{cf.variant}")
-    raw = S.load_dataset(source, allow_unofficial_data, CACHE)[0] if todo else None
+    for cf in configs:
+        if cf not in todo:
+            _skip(f"train:{cf.variant}")
+    if todo and raw is None:
+        raw = S.load_dataset(source, allow_unofficial_data, CACHE)[0]
     for config in todo:
         print(f"train:{config.variant}: {config.preprocess} inputs, {1 if config.smoke else config.epochs} "
               f"epochs, batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
@@ -450,8 +459,7 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
     chosen = store.read_json("own_cnn/chosen.json")
     config = replace(O.OwnConfig(device=device), **{
         **O.overrides_of(chosen), "epochs": epochs if epochs is not None else int(chosen["final_epochs"])})
-    key = stage_key({"config": {k: v for k, v in asdict(config).items() if k != "device"},
-                     **S.data_key_config(info)}, S.code_files("train-own"), repo=ROOT)
+    key = stage_key(S.train_key_config(config, info, S.arrays_digest(raw)), S.code_files("train-own"), repo=ROOT)
     if not force and store.is_up_to_date("train-own", key):
         return _skip("train-own")
     print(f"train-own: {O.describe(asdict(config))} on {device_description(dev)}")

@@ -112,9 +112,10 @@ CONTRACT: tuple[Artifact, ...] = (
              keys=("artifacts", "tasks")),
     Artifact("data/dataset.json", "data",
              "source, `official` (bool), per-file md5s and which differ from the official ones, "
-             "counts, classes, class counts, the split (seed, sizes, sha256 of the index lists)",
+             "counts, classes, class counts, the split (seed, sizes, sha256 of the index lists), "
+             "`arrays_sha256` (the split arrays the training stages key on)",
              keys=("source", "official", "md5s", "official_md5s", "mismatched", "classes",
-                   "image_shape", "counts", "class_counts", "split"),
+                   "image_shape", "counts", "class_counts", "split", "arrays_sha256"),
              checks={"counts.*": "count"}),
     Artifact("lenet/summary.csv", "train",
              "one row per reference run (seed 0, the settings of `contract.REFERENCE`), accuracies "

@@ -25,8 +25,10 @@ SAMPLES = "test_samples.npz"          # raw test images for the sample grid: dat
 # The code whose contents make up each stage's key (relative to the repository).
 CODE = {
     "data": ("pipeline/data.py",),
-    "train": ("pipeline/data.py", "pipeline/preprocess.py", "pipeline/model.py", "pipeline/train.py"),
-    "train-own": ("pipeline/data.py", "pipeline/preprocess.py", "pipeline/train.py", "pipeline/own_cnn.py"),
+    # Training depends on the data through the arrays it is given (arrays_digest), not on the
+    # loader's code: hardening pipeline/data.py retrains nothing unless the arrays change.
+    "train": ("pipeline/preprocess.py", "pipeline/model.py", "pipeline/train.py"),
+    "train-own": ("pipeline/preprocess.py", "pipeline/train.py", "pipeline/own_cnn.py"),
     "plots": ("pipeline/plots.py", "pipeline/findings.py"),
     "layers": ("pipeline/numpy_layers.py", "pipeline/gradcheck.py", "pipeline/numpy_bench.py"),
     "filters": ("pipeline/filters.py", "pipeline/numpy_layers.py", "pipeline/plots.py"),
@@ -66,6 +68,30 @@ def data_key_config(info: dict) -> dict:
     return {"md5s": info["md5s"], "val_size": VAL_SIZE, "split_seed": SPLIT_SEED}
 
 
+ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+
+
+def arrays_digest(arrays: dict) -> str:
+    """sha256 of the split arrays (dtype, shape and bytes of each, in ARRAYS order): what the
+    training stages see of the data, whatever code loaded it."""
+    import numpy as np
+    h = hashlib.sha256()
+    for k in ARRAYS:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def recorded_digest(dataset: dict | None, info: dict) -> str | None:
+    """The arrays digest dataset.json recorded, if it describes these files split this way."""
+    if not dataset or dataset.get("md5s") != info["md5s"] or dataset.get("split", {}).get("seed") != SPLIT_SEED:
+        return None
+    if dataset.get("counts", {}).get("val") != VAL_SIZE:
+        return None
+    return dataset.get("arrays_sha256")
+
+
 def dataset_json(arrays: dict, info: dict) -> dict:
     from pipeline import data as D
     return {"source": info["source"], "official": info["official"], "md5s": info["md5s"],
@@ -73,7 +99,7 @@ def dataset_json(arrays: dict, info: dict) -> dict:
             "classes": list(D.CLASSES), "image_shape": [32, 32, 3],
             "counts": {k: int(len(arrays[f"y_{k}"])) for k in ("train", "val", "test")},
             "class_counts": {k: D.class_counts(arrays[f"y_{k}"]) for k in ("train", "val", "test")},
-            "split": info["split"]}
+            "split": info["split"], "arrays_sha256": arrays_digest(arrays)}
 
 
 # --- train: the reference and other runs -------------------------------------------------------
@@ -92,10 +118,11 @@ def run_folder(settings: dict) -> str | None:
     return "-".join(differ) or None
 
 
-def train_key_config(config, info: dict) -> dict:
-    """A run's key config: its settings and the data, not the device name ('auto' resolves per
-    machine; a rerun on another device is what `invoke verify` compares)."""
-    return {"config": {k: v for k, v in asdict(config).items() if k != "device"}, **data_key_config(info)}
+def train_key_config(config, info: dict, digest: str) -> dict:
+    """A run's key config: its settings and the arrays it trains on (their digest), not the device
+    name ('auto' resolves per machine; a rerun on another device is what `invoke verify` compares)."""
+    return {"config": {k: v for k, v in asdict(config).items() if k != "device"},
+            "md5s": info["md5s"], "arrays_sha256": digest}
 
 
 def predictions_rows(labels, predictions) -> list[dict]:

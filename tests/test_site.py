@@ -116,6 +116,7 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
         "counts": {"train": 45000, "val": 5000, "test": N_TEST},
         "class_counts": {"train": [4500] * 10, "val": [500] * 10, "test": [1000] * 10},
         "split": {"seed": 0, "val_size": 5000, "train": 45000, "val": 5000, "val_indices_sha256": "ab" * 32},
+        "arrays_sha256": "cd" * 32,
     })
     images = rng.integers(0, 256, (SAMPLES, 32, 32, 3), dtype=np.uint8)
     summary, logs, cms, preds = [], {}, {}, {}

@@ -203,8 +203,9 @@ def test_no_stage_key_uses_machine_specific_settings():
     from pipeline import stages
     from pipeline.train import TrainConfig
     info = {"md5s": {"x": "1"}, "split": {"seed": 0}}
-    a = stages.train_key_config(TrainConfig(device="auto"), info)
-    assert a == stages.train_key_config(TrainConfig(device="cpu"), info)
+    a = stages.train_key_config(TrainConfig(device="auto"), info, "d" * 64)
+    assert a == stages.train_key_config(TrainConfig(device="cpu"), info, "d" * 64)
+    assert "pipeline/data.py" not in stages.CODE["train"]  # the arrays' digest stands for the data
     assert not re.search(r"threads|/work|/tmp|seconds", json.dumps(a))
     assert str(tasks.ROOT) not in json.dumps(a)
 
