@@ -225,6 +225,7 @@ SWEEP_HELP = {
     "scheduler": "address of a running Dask scheduler (tcp://HOST:8786) instead of a local cluster; "
                  "the code is sent to its workers, which need the requirements and the data at the same path",
     "quiet": "no progress bar",
+    "device": "cpu (default), cuda or cuda:N: the device every run uses on its worker (one worker per GPU)",
 }
 
 
@@ -299,12 +300,13 @@ def _value_problems(rel):
             **SWEEP_HELP, **DATA_HELP, "force": "retrain the extra seeds (never the reference runs)"})
 @user_errors
 def seeds(c, seeds=None, epochs=None, jobs=None, scheduler=None, quiet=False, source=None,
-          allow_unofficial_data=False, force=False):
+          allow_unofficial_data=False, force=False, device="cpu"):
     """Both LeNet variants over several seeds: mean, 95% CI, paired comparison."""
     from pipeline import stages as S
     from pipeline.store import stage_key
     from pipeline.sweep import run_sweep
-    n, jobs, config, ref, info, store = _sweep_setup("seeds", _default(seeds, 5), _default(epochs, 20), jobs, source, allow_unofficial_data)
+    n, jobs, config, ref, info, store = _sweep_setup("seeds", _default(seeds, 5), _default(epochs, 20), jobs, source,
+                                                      allow_unofficial_data, scheduler=scheduler, device=device)
     if not store.exists("lenet/summary.csv"):
         raise Exit(f"error: {_rel(store.root / 'lenet/summary.csv')} is missing; run `invoke train` "
                    f"first (seed 0 of each variant is the reference run)", code=1)
@@ -337,12 +339,13 @@ def seeds(c, seeds=None, epochs=None, jobs=None, scheduler=None, quiet=False, so
             **DATA_HELP, "force": "start over: retrain every run, ignoring runs.csv"})
 @user_errors
 def ablation(c, seeds=None, epochs=None, jobs=None, scheduler=None, augment=True, quiet=False,
-             source=None, allow_unofficial_data=False, force=False):
+             source=None, allow_unofficial_data=False, force=False, device="cpu"):
     """Factorial ablation preprocess x BN x dropout over seeds on Dask: runs, effects, plots."""
     from pipeline import ablation as AB
     from pipeline import stages as S
     from pipeline.sweep import run_sweep
-    n, jobs, config, ref, info, store = _sweep_setup("ablation", _default(seeds, 3), _default(epochs, 20), jobs, source, allow_unofficial_data)
+    n, jobs, config, ref, info, store = _sweep_setup("ablation", _default(seeds, 3), _default(epochs, 20), jobs, source,
+                                                      allow_unofficial_data, scheduler=scheduler, device=device)
     cid = S.config_id(config, ref)
     foreign = []  # finished runs with other settings (other data): kept in the file, never analysed
 
@@ -382,14 +385,14 @@ def ablation(c, seeds=None, epochs=None, jobs=None, scheduler=None, augment=True
             **DATA_HELP, "force": "start over: retrain every run"})
 @user_errors
 def dropout(c, seeds=None, probs=None, epochs=None, jobs=None, scheduler=None, quiet=False, source=None,
-            allow_unofficial_data=False, force=False):
+            allow_unofficial_data=False, force=False, device="cpu"):
     """CS182 5(c): model 1 with dropout p in {0, .25, .5, .75} over seeds: curves and the gap."""
     from pipeline import dropout as DO
     from pipeline import stages as S
     from pipeline.sweep import run_sweep
     p_values = DO.check_p_values(str(probs).split(",")) if probs is not None else DO.P_VALUES
     n, jobs, config, ref, info, store = _sweep_setup("dropout", _default(seeds, 3), _default(epochs, 20), jobs, source,
-                                                     allow_unofficial_data, DO.TRAIN_EVAL_SIZE)
+                                                     allow_unofficial_data, DO.TRAIN_EVAL_SIZE, scheduler=scheduler, device=device)
     cid = S.config_id(config, ref)
     runs, curves = ([], []) if force else DO.read_rows(_sweep_rows(store, "cs182/dropout/runs.csv")[1],
                                                         _sweep_rows(store, "cs182/dropout/curves.csv")[1],

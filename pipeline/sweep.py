@@ -96,6 +96,10 @@ _CACHE: dict = {}  # per worker process: the loaded split and the last preproces
 def _check_data(ref: DataRef) -> None:
     """The worker's copy of the data is the one the client verified (same md5s), or a UserError."""
     from pipeline import data
+    missing = [name for name in ref.md5s if not (Path(ref.batch_dir) / name).is_file()]
+    if missing:
+        raise data.DataError(f"{ref.batch_dir} lacks {', '.join(missing)} here; copy the client's CIFAR-10 "
+                             f"folder to that path on every worker, or give --source a path on a shared disk")
     found = data.verify_batches(ref.batch_dir, allow_unofficial=True)["md5s"]
     if found != ref.md5s:
         raise data.DataError(f"the worker's {ref.batch_dir} is not the data the client checked "
@@ -176,9 +180,9 @@ def _on_worker(code_file: str, name: str, *args):
     path = next((p for p in sys.path if os.path.basename(p) == code_file), None)
     if path is None:
         raise RuntimeError(f"this worker has not received {code_file} (Dask's UploadFile plugin)")
-    loaded = getattr(sys.modules.get("pipeline"), "__file__", None) or ""
-    if not loaded.startswith(path + os.sep):  # another copy was imported here: forget it
-        for module in [m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")]:
+    ours = [m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")]
+    if any(not (getattr(sys.modules[m], "__file__", None) or "").startswith(path + os.sep) for m in ours):
+        for module in ours:  # another copy was imported here (an older upload, a checkout): forget it
             del sys.modules[module]
         sys.path.remove(path)
         sys.path.insert(0, path)
@@ -224,10 +228,16 @@ def code_archive() -> tuple[str, bytes]:
     return f"lenet-{package.name}-{hashlib.sha256(data).hexdigest()[:12]}.zip", data
 
 
-def check_scheduler(address: str, timeout: float = CONNECT_SECONDS) -> str:
-    """The address as tcp://HOST:PORT if a server listens there, else a one-line UserError;
-    takes at most `timeout` seconds (a TCP connect, nothing sent)."""
+def check_scheduler(address: str, timeout: float | None = None) -> str:
+    """The address as tcp://HOST:PORT if a Dask scheduler answers there, else a one-line
+    UserError; takes at most 2 x `timeout` seconds (default CONNECT_SECONDS): a TCP connect,
+    then Dask's "identity" request."""
+    timeout = CONNECT_SECONDS if timeout is None else timeout
+    import asyncio
+
     from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.core import rpc
+    from distributed.security import Security
     hint = "give the address `dask scheduler` prints, tcp://HOST:PORT (port 8786 by default)"
     try:
         scheme, location = parse_address(str(address).strip())
@@ -243,6 +253,19 @@ def check_scheduler(address: str, timeout: float = CONNECT_SECONDS) -> str:
         reason = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else e.strerror or type(e).__name__
         raise UserError(f"cannot reach a Dask scheduler at {address} ({reason}); start one there with "
                         f"`dask scheduler --port {port}`, or fix --scheduler") from None
+
+    async def identity():  # Dask's own Client waits forever on a server that accepts but never answers
+        async with rpc(address, connection_args=Security().get_connection_args("client")) as server:
+            return await server.identity()
+    try:
+        kind = asyncio.run(asyncio.wait_for(identity(), timeout)).get("type")
+    except (OSError, TimeoutError, ValueError, TypeError):
+        kind = None
+    if kind != "Scheduler":
+        what = (f"is a Dask {kind.lower()}, not the scheduler" if kind else
+                f"accepts connections but no Dask scheduler answered within {timeout:g} s")
+        raise UserError(f"{address} {what}; give --scheduler the address `dask scheduler` prints "
+                        f"(tcp://HOST:8786 by default)")
     return address
 
 
@@ -271,8 +294,8 @@ def _connect(scheduler: str, log):
     try:
         client = Client(address, timeout=f"{CONNECT_SECONDS}s")
     except (OSError, TimeoutError):
-        raise UserError(f"{address} accepts connections but no Dask scheduler answered within "
-                        f"{CONNECT_SECONDS} s; check --scheduler (the port `dask scheduler` prints)") from None
+        raise UserError(f"the Dask scheduler at {address} answered, then did not take a client within "
+                        f"{CONNECT_SECONDS} s; rerun, or restart it") from None
     if not client.nthreads():
         log(f"sweep: waiting up to {WORKER_WAIT_SECONDS} s for a worker to join {address}")
         try:
@@ -306,8 +329,7 @@ def _prepare_workers(client, config: SweepConfig, ref: DataRef) -> tuple[str, di
                        on_error="return")
     for address, info in sorted(found.items()):
         if isinstance(info, UserError):
-            raise UserError(f"worker {address}: {info} (every worker needs the client's CIFAR-10 files "
-                            f"at the same path and the device the sweep asks for)")
+            raise UserError(f"worker {address}: {info}")
         if isinstance(info, ModuleNotFoundError):
             raise UserError(f"worker {address} cannot import {info.name}; install the requirements there "
                             f"(pip install -r requirements.txt)")
@@ -359,10 +381,9 @@ def run_sweep(specs: list[dict], config: SweepConfig, ref: DataRef, on_result, *
         client, address = Client(cluster), f"LocalCluster({jobs} processes x 1 thread)"
     try:
         code_file, workers = _prepare_workers(client, config, ref)
-        devices = sorted({", ".join(w["devices"]) if config.device != "cpu" and w["devices"] else "cpu"
-                          for w in workers.values()})
-        log(f"sweep: {len(specs)} runs on {len(workers)} worker(s) ({address}), "
-            f"{config.threads} torch thread(s) each, device {config.device} ({'; '.join(devices)})")
+        gpus = sorted({name for w in workers.values() for name in w["devices"]}) if config.device != "cpu" else []
+        log(f"sweep: {len(specs)} runs on {len(workers)} worker(s) ({address}), {config.threads} torch "
+            f"thread(s) each, device {config.device}" + (f" ({', '.join(gpus)})" if gpus else ""))
         tasks = {client.submit(pickle.loads, _shipped(code_file, "run_task", s, asdict(config), asdict(ref)),
                                key=f"run-{run_id(s)}-{time.time_ns()}", pure=False,
                                priority=int(100 * cost(s))): s for s in specs}
@@ -394,8 +415,8 @@ def run_sweep(specs: list[dict], config: SweepConfig, ref: DataRef, on_result, *
                     except UserError as e:
                         raise UserError(f"run {run_id(s)}: {e}") from None
                     except KilledWorker:
-                        raise UserError(f"run {run_id(s)} was running on every worker that died, several times "
-                                        f"(out of memory?); {bar.n} finished runs are saved; rerun to retry") from None
+                        raise UserError(f"run {run_id(s)} was given up: each worker that ran it died (out of "
+                                        f"memory?); {bar.n} finished runs are saved; rerun to retry") from None
                     except Exception as e:
                         raise RuntimeError(f"run {run_id(s)} failed: {type(e).__name__}: {e}") from e
                     on_result(result["row"])

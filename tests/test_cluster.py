@@ -101,10 +101,6 @@ def test_check_scheduler_gives_up_after_its_timeout():
             assert time.perf_counter() - start < 2
     assert str(e.value) == (f"cannot reach a Dask scheduler at tcp://127.0.0.1:{port} (no answer within 0.5 s); "
                             f"start one there with `dask scheduler --port {port}`, or fix --scheduler")
-    with socket.socket() as s:  # something listens: the address comes back in Dask's own form
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        assert SW.check_scheduler(f"127.0.0.1:{s.getsockname()[1]}") == f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def test_a_server_that_is_not_a_scheduler_is_a_one_line_error(workspace, tiny_cifar, monkeypatch):
@@ -112,15 +108,19 @@ def test_a_server_that_is_not_a_scheduler_is_a_one_line_error(workspace, tiny_ci
     with socket.socket() as s:  # accepts connections, never answers
         s.bind(("127.0.0.1", 0))
         s.listen()
-        message, seconds = ablation_error(tiny_cifar, scheduler=f"tcp://127.0.0.1:{s.getsockname()[1]}")
-    assert "accepts connections but no Dask scheduler answered within 1 s" in message
+        port = s.getsockname()[1]
+        message, seconds = ablation_error(tiny_cifar, scheduler=f"tcp://127.0.0.1:{port}")
+    assert message == (f"error: tcp://127.0.0.1:{port} accepts connections but no Dask scheduler answered "
+                       f"within 1 s; give --scheduler the address `dask scheduler` prints (tcp://HOST:8786 by default)")
     assert seconds < FAST_SECONDS
 
 
 def test_a_scheduler_without_workers_is_a_one_line_error(workspace, tiny_cifar, monkeypatch):
     from dask.distributed import LocalCluster
     monkeypatch.setattr(SW, "WORKER_WAIT_SECONDS", 1)
-    with LocalCluster(n_workers=0, processes=False, host="127.0.0.1", dashboard_address=None) as empty:
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None) as empty:
+        assert SW.check_scheduler(empty.scheduler_address.removeprefix("tcp://")) == empty.scheduler_address
         message, seconds = ablation_error(tiny_cifar, scheduler=empty.scheduler_address)
     assert message == (f"error: no Dask worker joined the scheduler at {empty.scheduler_address} within 1 s; "
                        f"start one per core with `dask worker {empty.scheduler_address} --nthreads 1`")
@@ -139,6 +139,28 @@ def test_workers_with_other_python_or_torch_versions_are_named():
                             "(pip install -r requirements.txt) so the runs compare")
 
 
+STALE = textwrap.dedent("""
+    import pickle, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    import pipeline.sweep as checkout  # another copy of the code, imported before the task arrives
+    name, code = checkout.code_archive()
+    upload = Path(sys.argv[2]) / name
+    upload.write_bytes(code)
+    sys.path.append(str(upload))  # where UploadFile puts it (first there; last here, the harder case)
+    print(pickle.loads(checkout._shipped(name, "run_id", {"preprocess": "rescale", "batch_norm": True,
+                                                         "dropout": False, "augment": False, "seed": 3})))
+    print(all(m.__file__.startswith(str(upload)) for n, m in sys.modules.items() if n.split(".")[0] == "pipeline"))
+""")
+
+
+def test_a_task_runs_the_uploaded_code_not_another_copy(tmp_path):
+    out = subprocess.run([sys.executable, "-c", STALE, str(ROOT), str(tmp_path)], cwd=tmp_path, capture_output=True,
+                         text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["rescale+bn/seed3", "True"]
+
+
 # --- slow: a real scheduler and two real workers ---------------------------------------------------
 
 DRIVER = textwrap.dedent("""
@@ -154,6 +176,13 @@ DRIVER = textwrap.dedent("""
     tasks.ablation(Context(), seeds=2, epochs=1, augment=False, source=data, allow_unofficial_data=True,
                    quiet=True, **({"scheduler": scheduler} if scheduler else {"jobs": 2}))
 """)
+
+
+def stop(p: subprocess.Popen) -> None:
+    """Kill a process started with start_new_session=True and everything it started."""
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
 
 
 def run_driver(art, tiny_cifar, scheduler=""):
@@ -174,9 +203,12 @@ def dask_cluster(tmp_path):
     address = f"tcp://127.0.0.1:{free_port()}"
     port = address.rsplit(":", 1)[1]
 
+    logs = []
+
     def start(*args):
+        logs.append(open(home / f"{args[0]}-{len(logs)}.log", "w"))
         return subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=home, env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=open(home / f"{args[0]}-{time.time_ns()}.log", "w"))
+                                stdout=logs[-1], stderr=subprocess.STDOUT)
     scheduler = start("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
     workers = [start("worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard")
                for _ in range(2)]
@@ -184,9 +216,9 @@ def dask_cluster(tmp_path):
         yield address, workers
     finally:
         for p in (*workers, scheduler):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=30)
+            stop(p)
+        for f in logs:
+            f.close()
 
 
 @pytest.mark.slow
@@ -194,35 +226,38 @@ def test_sweep_on_a_real_cluster_survives_a_killed_worker(tmp_path, tiny_cifar, 
     from dask.distributed import Client
     address, workers = dask_cluster
     local = run_driver(tmp_path / "local", tiny_cifar)  # the reference: a LocalCluster, meanwhile
-
-    with Client(address, timeout="30s") as watch:
-        watch.wait_for_workers(2, timeout=60)
-        assert set(watch.run(importlib.util.find_spec, "pipeline").values()) == {None}  # no checkout there
-        pids = watch.run(os.getpid)
-        started = time.perf_counter()
-        p = run_driver(tmp_path / "cluster", tiny_cifar, address)
-        runs = tmp_path / "cluster" / "ablation" / "runs.csv"
-        victim = None
-        deadline = time.time() + 300
-        while victim is None and time.time() < deadline and p.poll() is None:
-            busy = {w: keys for w, keys in watch.processing().items() if keys}
-            if runs.exists() and len(read(runs)) >= 2 and busy:  # data loaded, a run in flight
-                victim = sorted(busy)[0]
-                in_flight = busy[victim]
-                group = os.getpgid(pids[victim])  # the worker's nanny's process group: the whole `dask worker`
-                assert group in {w.pid for w in workers}
-                os.killpg(group, signal.SIGKILL)
-                done_at_kill = len(read(runs))
-            time.sleep(0.05)
-        out, err = p.communicate(timeout=600)
-        seconds = time.perf_counter() - started
+    p = None
+    try:
+        with Client(address, timeout="30s") as watch:
+            watch.wait_for_workers(2, timeout=60)
+            assert set(watch.run(importlib.util.find_spec, "pipeline").values()) == {None}  # no checkout there
+            pids = watch.run(os.getpid)
+            p = run_driver(tmp_path / "cluster", tiny_cifar, address)
+            runs = tmp_path / "cluster" / "ablation" / "runs.csv"
+            victim = None
+            deadline = time.time() + 300
+            while victim is None and time.time() < deadline and p.poll() is None:
+                busy = {w: keys for w, keys in watch.processing().items() if keys}
+                if runs.exists() and len(read(runs)) >= 2 and busy:  # data loaded, a run in flight
+                    victim = sorted(busy)[0]
+                    in_flight = busy[victim]
+                    group = os.getpgid(pids[victim])  # its nanny's process group: the whole `dask worker`
+                    assert group in {w.pid for w in workers}
+                    os.killpg(group, signal.SIGKILL)
+                    done_at_kill = len(read(runs))
+                time.sleep(0.05)
+            out, err = p.communicate(timeout=600)
+        local_err = local.communicate(timeout=600)[1]
+    finally:
+        for driver in (local, p):
+            if driver is not None:
+                stop(driver)
+    assert local.returncode == 0, local_err
     assert p.returncode == 0, err
     assert victim is not None, "the sweep finished before a worker could be killed"
     assert done_at_kill < RUNS and in_flight
     assert f"worker {victim} left; Dask redoes its runs on the other workers" in out
-    print(f"\ncluster sweep: {seconds:.1f} s, killed {victim} after {done_at_kill} runs with {len(in_flight)} in flight")
 
-    assert local.wait(timeout=600) == 0, local.stderr.read()
     reference = by_run(read(tmp_path / "local" / "ablation" / "runs.csv"))
     assert len(reference) == RUNS
     assert by_run(read(runs)) == reference  # every run once, the killed ones redone, the same numbers
@@ -233,3 +268,15 @@ def test_sweep_on_a_real_cluster_survives_a_killed_worker(tmp_path, tiny_cifar, 
     assert set(cluster) == set(pids) and sum(w["runs"] for w in cluster.values()) == RUNS
     assert all(w["threads"] == 1 and w["torch"] == torch.__version__ for w in cluster.values())
     assert cluster[victim]["runs"] <= done_at_kill
+    print(f"\ncluster sweep: {history[0]['wall_seconds']:.1f} s for {RUNS} runs; killed {victim} after "
+          f"{done_at_kill} runs with {len(in_flight)} of its runs in flight")
+
+    # A worker whose data is not the client's, or that has none, says so before any run, in one line.
+    (survivor,) = set(pids) - {victim}
+    spec = AB.design(2, augment=False)[:1]
+    for md5s, problem in (({**tiny_cifar.md5s, "test_batch": "0" * 32}, "is not the data the client checked"),
+                          ({**tiny_cifar.md5s, "data_batch_6": "0" * 32}, "lacks data_batch_6 here")):
+        ref = SW.DataRef(str(tiny_cifar.batch_dir), md5s, tiny_cifar.counts, 50)
+        with pytest.raises(UserError) as e:
+            SW.run_sweep(spec, SW.SweepConfig(epochs=1), ref, on_result=None, scheduler=address, progress=False)
+        assert str(e.value).startswith(f"worker {survivor}: ") and problem in str(e.value) and "\n" not in str(e.value)

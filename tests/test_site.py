@@ -508,6 +508,7 @@ def edit_json(root: Path, rel: str, change) -> None:
     write_manifest(root)
 
 
+@pytest.mark.slow  # a site build (it fails early, but starts MkDocs and the hook)
 def test_build_fails_on_a_run_that_is_not_the_reference(fake_artifacts, tmp_path):
     edit_json(fake_artifacts, "lenet/lenet_plain/metrics.json", lambda m: m["config"].update(epochs=1))
     b = build(fake_artifacts, tmp_path / "site")
@@ -516,6 +517,7 @@ def test_build_fails_on_a_run_that_is_not_the_reference(fake_artifacts, tmp_path
             "publishes only reference runs; rerun `invoke train --force`") in b.output, b.output
 
 
+@pytest.mark.slow  # a site build (it fails early, but starts MkDocs and the hook)
 def test_build_fails_when_seeds_used_other_reference_runs(fake_artifacts, tmp_path):
     edit_json(fake_artifacts, "lenet/seeds.json", lambda s: s["reference"].update(lenet_plain=0.6012))
     b = build(fake_artifacts, tmp_path / "site")
@@ -525,6 +527,7 @@ def test_build_fails_when_seeds_used_other_reference_runs(fake_artifacts, tmp_pa
     assert "rerun `invoke seeds`" in b.output, b.output
 
 
+@pytest.mark.slow  # a site build (it fails early, but starts MkDocs and the hook)
 def test_build_fails_on_a_hand_edited_accuracy(fake_artifacts, tmp_path):
     """63.5 (a percentage typed into a column of fractions), with the manifest re-hashed: the store's
     value rules catch what the sha256 no longer can."""

@@ -34,6 +34,7 @@ def workspace(tmp_path, monkeypatch, tiny_cifar):
     return tmp_path
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 def test_pipeline_end_to_end_then_skips(workspace, tiny_cifar, capsys):
     c = Context()
     src = str(tiny_cifar.archive)
@@ -162,6 +163,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 @pytest.mark.parametrize("case", CASES)
 def test_bad_source(case, tiny_cifar, tmp_path, art_env):
     make, fragments = CASES[case]
@@ -169,6 +171,7 @@ def test_bad_source(case, tiny_cifar, tmp_path, art_env):
     assert_one_line_error(proc, *fragments)
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 def test_truncated_archive(tiny_cifar, tmp_path, art_env):
     bad = tmp_path / "cifar-10-python.tar.gz"
     bad.write_bytes(tiny_cifar.archive.read_bytes()[:5000])
@@ -176,6 +179,7 @@ def test_truncated_archive(tiny_cifar, tmp_path, art_env):
     assert_one_line_error(proc, "truncated or corrupt")
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 def test_garbage_archive(tmp_path, art_env):
     bad = tmp_path / "cifar-10-python.tar.gz"
     bad.write_bytes(b"this is not a gzip file at all" * 100)
@@ -183,6 +187,7 @@ def test_garbage_archive(tmp_path, art_env):
     assert_one_line_error(proc, "corrupt")
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 def test_unofficial_md5_refused_without_flag(tiny_cifar, art_env):
     proc = run_invoke("data", "--source", str(tiny_cifar.batch_dir), env=art_env)
     assert_one_line_error(proc, "not the official", "--allow-unofficial-data")
@@ -193,6 +198,7 @@ class Exploit:
         return (os.system, ("touch pwned-by-pickle",))
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 def test_code_executing_pickle_is_refused(tiny_cifar, tmp_path, art_env):
     d = copy_tiny(tiny_cifar, tmp_path)
     (d / "data_batch_2").write_bytes(pickle.dumps({b"data": Exploit()}, protocol=2))
@@ -202,6 +208,7 @@ def test_code_executing_pickle_is_refused(tiny_cifar, tmp_path, art_env):
     assert not (ROOT / "pwned-by-pickle").exists()
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 @pytest.mark.parametrize("problem", ["float pixels", "label 10", "wrong columns"])
 def test_bad_batch_contents(problem, tiny_cifar, tmp_path, art_env):
     d = copy_tiny(tiny_cifar, tmp_path)
@@ -219,6 +226,7 @@ def test_bad_batch_contents(problem, tiny_cifar, tmp_path, art_env):
     assert_one_line_error(proc, "data_batch_3")
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 def test_wrong_counts(tiny_cifar, art_env):
     # the tiny archive is a well-formed CIFAR batch set with too few images for the real thing
     proc = run_invoke("data", "--source", str(tiny_cifar.batch_dir), "--allow-unofficial-data",
@@ -226,6 +234,7 @@ def test_wrong_counts(tiny_cifar, art_env):
     assert_one_line_error(proc, "50000")
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 @pytest.mark.parametrize("args,fragment", [
     (["--variant", "lenet9"], "unknown variant 'lenet9'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
@@ -241,6 +250,7 @@ def test_bad_train_flags(args, fragment, art_env):
     assert_one_line_error(run_invoke("train", *args, env=art_env), fragment)
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_requested_without_gpu(art_env):
     assert_one_line_error(run_invoke("train", "--device", "cuda", env=art_env), "no CUDA GPU")
@@ -290,6 +300,7 @@ def test_os_errors_are_one_line_naming_the_path(workspace, tiny_cifar, monkeypat
     assert not (workspace / "artifacts" / "manifest.json").exists()  # nothing recorded
 
 
+@pytest.mark.slow  # a subprocess (interpreter + torch start) or a full pipeline: not in --fast
 def test_no_shell_runs_what_a_flag_holds(tmp_path):
     marker = tmp_path / "INJECTED"
     proc = run_invoke("test", "-k", f"nothing_matches' ; touch {marker} ; echo '", env={})
