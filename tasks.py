@@ -748,7 +748,7 @@ def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False
     leaves timings.json as it was. The site also reads `invoke seeds`, `ablation`, `dropout` and
     `train-own`, which take longer (10-75 min each on 2 cores), are run by hand and committed."""
     from pipeline.store import clean_litter, git_state
-    clean_litter(ART)  # temp files a killed write left behind
+    clean_litter(ART, older_than=600)  # temp files a killed write left behind (not a running one's)
     given = {"source": source, "allow_unofficial_data": allow_unofficial_data}
     stages = [("data", lambda: data(c, force=force, **given)),
               ("train", lambda: train(c, device=device, quiet=True, force=force, **given)),

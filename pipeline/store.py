@@ -249,8 +249,9 @@ class Store:
         path = self.root / contract.MANIFEST
         if not path.exists():
             return {"artifacts": {}, "tasks": {}}
-        recover = (f"restore it (git checkout -- {self.show(contract.MANIFEST)}) or rebuild it with "
-                   "`invoke all --force`")
+        # The manifest also vouches for the long sweeps' files, which `invoke all` does not redo:
+        # restoring the committed one is the fix that loses nothing.
+        recover = f"restore it with `git checkout -- {self.show(contract.MANIFEST)}` and rerun"
         try:
             manifest = json.loads(path.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
