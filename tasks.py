@@ -51,10 +51,11 @@ def user_errors(fn):
         except UserError as e:
             raise Exit(f"error: {e}", code=1)
         except OSError as e:
-            if e.filename is None:
+            if e.errno is None:
                 raise
-            raise Exit(f"error: cannot use {e.filename}: {e.strerror}; check the path's permissions "
-                       "and free space, then rerun (finished work is kept).", code=1)
+            where = f"cannot use {e.filename}" if e.filename else "a file operation failed"
+            raise Exit(f"error: {where}: {e.strerror}; check the path's permissions and free space, then "
+                       "rerun (finished work is kept).", code=1)
     return wrapper
 
 
@@ -97,6 +98,30 @@ def _default(value, default):
     return default if value is None else value
 
 
+def _data_folder(info: dict, force: bool) -> str | None:
+    """None when the data is the reference's (the md5s artifacts/data/dataset.json records, or no
+    reference yet); else the build/runs/ folder for runs on this other copy. `--force` replaces
+    the reference with it instead."""
+    import json
+    recorded = ART / "data" / "dataset.json"
+    try:
+        md5s = json.loads(recorded.read_text())["md5s"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if force or md5s == info["md5s"]:
+        return None
+    return f"data-{info['md5s']['test_batch'][:8]}"
+
+
+def _samples_in(npz: Path) -> int | None:
+    import numpy as np
+    try:
+        with np.load(npz) as f:
+            return len(f["labels"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _skip(name: str) -> bool:
     print(f"{name}: up to date (use --force to redo)")
     return False
@@ -121,10 +146,16 @@ def data(c, source=None, allow_unofficial_data=False, samples=None, force=False)
     from pipeline.store import atomic_path, stage_key
     samples = _number(40 if samples is None else samples, int, "--samples", low=1)
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
-    store, npz = _store("data"), CACHE / S.SAMPLES
-    key = stage_key({"samples": samples, **S.data_key_config(info)}, S.code_files("data"), repo=ROOT)
+    other = _data_folder(info, force)
+    if other:
+        print(f"data: this copy is not the reference's data (other md5s); writing to {_rel(RUNS / other)}, "
+              "artifacts/ is untouched (--force makes it the reference)")
+    store, npz = _store("data", RUNS / other if other else None), CACHE / S.SAMPLES
+    # samples shapes only the local cache, never the artifact: not part of the key
+    key = stage_key(S.data_key_config(info), S.code_files("data"), repo=ROOT)
     up_to_date = not force and store.is_up_to_date("data", key)
-    if up_to_date and npz.exists():
+    cached = npz.exists() and _samples_in(npz) == samples
+    if up_to_date and cached:
         return _skip("data")
     arrays, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     with atomic_path(npz) as tmp, open(tmp, "wb") as f:  # data, not an artifact: never committed
@@ -169,17 +200,24 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
         raise Exit(f"error: --lr must be positive, got {lr}", code=1)
     epochs = _number(_default(epochs, contract.REFERENCE["epochs"]), int, "--epochs", 1)
     seed = _number(_default(seed, 0), int, "--seed", 0)
-    names = list(VARIANTS) if variant == "all" else [get_variant(variant) and variant]
+    from pipeline.errors import UserError
+    if variant != "all" and variant not in VARIANTS:
+        raise UserError(f"unknown variant {variant!r}; choose {', '.join(VARIANTS)} or all")
+    names = list(VARIANTS) if variant == "all" else [variant]
     select_device(device)  # fail on a bad device before loading 180 MB of data
     configs = [replace(TrainConfig(variant=v, epochs=epochs, seed=seed, device=device, smoke=smoke),
                        **overrides) for v in names]
-    folder = S.run_folder(S.settings_of(configs[0]))
-    root = Path(root) if root else ART if folder is None else RUNS / folder
+    batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
+    other = _data_folder(info, force)
+    folder = "-".join(filter(None, (other, S.run_folder(S.settings_of(configs[0])))))
+    if root is not None and Path(root).resolve() == ART.resolve():
+        raise UserError("--root is for a scratch folder, not artifacts/: the reference is written by "
+                        "`invoke train` with the reference settings (and --force to redo it)")
+    root = Path(root) if root else RUNS / folder if folder else ART
     if folder and root != ART:
-        print(f"train: settings differ from the reference ({folder}); writing to {_rel(root)}, "
+        print(f"train: settings or data differ from the reference ({folder}); writing to {_rel(root)}, "
               "artifacts/ is untouched")
     store = _store("train", root)
-    batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
     from pipeline.store import StoreError
     try:  # the arrays' digest as `invoke data` recorded it: an up-to-date train never loads the data
         digest = S.recorded_digest(_store(None).read_json("data/dataset.json"), info)
@@ -199,17 +237,26 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
         print(f"train:{config.variant}: {config.preprocess} inputs, {1 if config.smoke else config.epochs} "
               f"epochs, batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
         (x_tr, x_va, x_te), _ = preprocess(raw["x_train"], raw["x_val"], raw["x_test"], mode=config.preprocess)
-        result = fit(config, {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va,
-                              "y_val": raw["y_val"], "x_test": x_te, "y_test": raw["y_test"]},
-                     progress=not quiet)
+        try:
+            result = fit(config, {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va,
+                                  "y_val": raw["y_val"], "x_test": x_te, "y_test": raw["y_test"]},
+                         progress=not quiet)
+        except FloatingPointError as e:  # a learning rate too high diverges: the user's to fix
+            raise UserError(f"{e}: training diverged; lower --lr (the reference is {contract.REFERENCE['lr']})") from None
         # Peak resident memory of this process so far: data + preprocessing + training.
         result.update(peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       y_test=raw["y_test"])
-        summary = store.read_csv("lenet/summary.csv") if store.exists("lenet/summary.csv") else []
-        paths = store.write_all(S.train_outputs(config, result, info, D.CLASSES, summary))
-        store.record(f"train:{config.variant}", keys[config.variant], paths,
-                     _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
-                                 result["device"]))
+        out = S.train_outputs(config, result, info, D.CLASSES, [])
+        row = out.pop("lenet/summary.csv")[0]
+        provenance = _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
+                                 result["device"])
+        paths = store.write_all(out)
+        # summary.csv holds every variant's row: re-read, merged and recorded under the manifest
+        # lock, so two variants trained at once both keep theirs
+        with store.locked():
+            summary = store.previous_rows("lenet/summary.csv", lenient=force)
+            paths.append(store.write("lenet/summary.csv", S.merge_rows(summary, row)))
+            store.record(f"train:{config.variant}", keys[config.variant], paths, provenance)
         f = result["final"]
         print(f"train:{config.variant}: test accuracy {f['test_accuracy']:.2%}, best val "
               f"{f['best_val_accuracy']:.2%}, {f['train_seconds']:.1f} s, "
@@ -415,7 +462,10 @@ def dropout(c, seeds=None, probs=None, epochs=None, jobs=None, scheduler=None, q
     print(f"dropout: {len(done)} runs already in runs.csv, {len(todo)} to train")
     sweep = run_sweep(todo, config, ref, on_result, scheduler=scheduler, jobs=jobs, progress=not quiet)
     previous = store.previous("cs182/dropout/summary.json")
-    ablation_runs = store.read_rows("ablation/runs.csv")[1] if config.epochs == 20 else None
+    # the ablation's own runs only (its config: these settings without the train-eval measurement)
+    ablation_cid = S.config_id(replace(config, train_eval_size=0), ref)
+    ablation_runs = ([r for r in store.read_rows("ablation/runs.csv")[1] if r.get("config") == ablation_cid]
+                     if config.epochs == 20 else None)
     out = DO.outputs(runs, curves, n, p_values, provenance["config"], S.sweep_history(previous, cid, sweep),
                      ablation_runs)
     store.record("dropout", cid, store.write_all(out), provenance)
@@ -450,11 +500,11 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
         provenance = _provenance({"stages": O.SEARCH, "trial_epochs": O.TRIAL_EPOCHS, "base": asdict(O.OwnConfig())},
                                  info, {"seed": O.OwnConfig().seed, "split_seed": S.SPLIT_SEED}, device_description(dev))
         previous = [] if force else _sweep_rows(store, "own_cnn/search.csv")[1]
-        rows = S.own_search(previous, S.own_arrays(raw, ("train", "val")), dev, device_description(dev),
+        rows, others = S.own_search(previous, S.own_arrays(raw, ("train", "val")), dev, device_description(dev),
                             info["md5s"]["data_batch_1"],  # the test set is not even loaded
                             lambda rows: store.record("own-search", key, [store.write("own_cnn/search.csv", rows)], provenance))
         chosen = O.choose(rows)
-        store.record("own-search", key, store.write_all({"own_cnn/search.csv": rows, "own_cnn/chosen.json": chosen}),
+        store.record("own-search", key, store.write_all({"own_cnn/search.csv": rows + others, "own_cnn/chosen.json": chosen}),
                      provenance)
         print(f"search: chose {chosen['trial']} (val {chosen['val_accuracy']:.2%})")
         return
@@ -496,16 +546,17 @@ def plots(c, force=False):
         raise UserError(f"{_rel(samples)} is missing; run `invoke data` first")
     summary = store.read_csv("lenet/summary.csv")
     variants = [r["variant"] for r in summary]
-    inputs = ["lenet/summary.csv", "data/dataset.json",
+    info = store.read_json("data/dataset.json")  # by its md5s and classes, not its bytes (its source path)
+    inputs = ["lenet/summary.csv",
               *[f"lenet/{v}/{f}" for v in variants for f in ("log.csv", "confusion.csv", "predictions.csv")]]
     own = store.exists("own_cnn/log.csv")
     inputs += ["own_cnn/log.csv"] if own else []
     # The sample cache is not an input by its bytes (a zip with timestamps): it is derived from the
     # data, whose md5s are in dataset.json, which is.
-    key = stage_key({"variants": variants}, S.code_files("plots"), [store.path(p) for p in inputs], repo=ROOT)
+    key = stage_key({"variants": variants, "md5s": info["md5s"], "classes": info["classes"]}, S.code_files("plots"),
+                    [store.path(p) for p in inputs], repo=ROOT)
     if not force and store.is_up_to_date("plots", key):
         return _skip("plots")
-    info = store.read_json("data/dataset.json")
     logs = {v: pd.DataFrame(store.read_csv(f"lenet/{v}/log.csv")).astype(float) for v in variants}
     cms = {v: pd.read_csv(store.path(f"lenet/{v}/confusion.csv"), index_col=0).to_numpy() for v in variants}
     preds = {v: pd.DataFrame(store.read_csv(f"lenet/{v}/predictions.csv")).astype(int) for v in variants}

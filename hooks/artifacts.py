@@ -272,7 +272,7 @@ def flatten(data, prefix: str = "") -> list[tuple[str, object]]:
 # character Markdown or HTML could act on becomes an entity (links, tags, attribute lists, emphasis,
 # tables). Code spans need no entities (their content is literal) but a fence longer than any run
 # of backticks inside, so a value cannot close its span early.
-_ENTITIES = {c: f"&#{ord(c)};" for c in "&<>[]{}`*_|\\#~"}  # ( ) ! = are inert once [ ] { } are
+_ENTITIES = {c: f"&#{ord(c)};" for c in "&<>[]{}`*_|\\#~$"}  # ( ) ! = are inert once [ ] { } are
 
 
 def text(value) -> str:
@@ -289,10 +289,13 @@ def code(value) -> str:
 
 
 def prose(sentence) -> str:
-    """A sentence the pipeline generated: its code spans stay code spans, the rest is text()."""
-    parts = re.split(r"(`[^`]+`)", str(sentence))
-    return "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1 else text(p)
-                   for p in parts)
+    """A sentence the pipeline generated: its code spans stay code spans, the rest is text(). It
+    may stand alone on a line, so a first character that could open a block (`!!!`, `===`, `1.`,
+    `+`, `-`, `>`, spaces) is an entity too."""
+    parts = re.split(r"(`[^`]+`)", str(sentence).strip())
+    out = "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1 else text(p)
+                  for p in parts)
+    return out if not out or out[0].isalpha() or out[0] in "`&" else f"&#{ord(out[0])};{out[1:]}"
 
 
 def _pp(x: float) -> str:
@@ -667,7 +670,7 @@ def filters_check_table(s: Store) -> str:
     rel = "cs182/filters.json"
     d = s.read_json(rel)
     diffs = dig(d, "max_abs_diff_vs_torch", s.show(rel))
-    rows = [[name.replace("_", " "), fmt(v, ".1e"), "yes" if v <= d["tolerance"] else "**no**"]
+    rows = [[text(name.replace("_", " ")), fmt(v, ".1e"), "yes" if v <= d["tolerance"] else "**no**"]
             for name, v in diffs.items()]
     return table(["output", "largest |ours − torch|", f"below {fmt(d['tolerance'], '.0e')}"], rows, "lrl")
 
@@ -784,6 +787,9 @@ def expand(s: Store, text: str, page) -> str:
         return func(s, *args, **kwargs)
     except (PluginError, StoreError) as e:
         raise PluginError(f"{where}: {e}") from None
+    except (ValueError, TypeError, KeyError, ZeroDivisionError) as e:  # a value the file should not hold
+        raise PluginError(f"{where}: an artifact holds a value this placeholder cannot show ({e!r}); "
+                          "rerun the task that writes it with --force, or restore artifacts/ with git.") from None
 
 
 def substitute(s: Store, markdown: str, page) -> str:

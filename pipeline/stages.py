@@ -23,15 +23,15 @@ CACHE = REPO / "data"
 SAMPLES = "test_samples.npz"          # raw test images for the sample grid: data, never committed
 
 # The code whose contents make up each stage's key (relative to the repository).
-CODE = {
-    "data": ("pipeline/data.py",),
+CODE = {  # pipeline/stages.py is in each: it shapes every stage's outputs
+    "data": ("pipeline/data.py", "pipeline/stages.py"),
     # Training depends on the data through the arrays it is given (arrays_digest), not on the
     # loader's code: hardening pipeline/data.py retrains nothing unless the arrays change.
-    "train": ("pipeline/preprocess.py", "pipeline/model.py", "pipeline/train.py"),
-    "train-own": ("pipeline/preprocess.py", "pipeline/train.py", "pipeline/own_cnn.py"),
-    "plots": ("pipeline/plots.py", "pipeline/findings.py"),
-    "layers": ("pipeline/numpy_layers.py", "pipeline/gradcheck.py", "pipeline/numpy_bench.py"),
-    "filters": ("pipeline/filters.py", "pipeline/numpy_layers.py", "pipeline/plots.py"),
+    "train": ("pipeline/preprocess.py", "pipeline/model.py", "pipeline/train.py", "pipeline/stages.py"),
+    "train-own": ("pipeline/preprocess.py", "pipeline/train.py", "pipeline/own_cnn.py", "pipeline/stages.py"),
+    "plots": ("pipeline/plots.py", "pipeline/findings.py", "pipeline/stages.py"),
+    "layers": ("pipeline/numpy_layers.py", "pipeline/gradcheck.py", "pipeline/numpy_bench.py", "pipeline/plots.py"),
+    "filters": ("pipeline/filters.py", "pipeline/numpy_layers.py", "pipeline/plots.py", "pipeline/stages.py"),
 }
 
 
@@ -252,12 +252,14 @@ def own_arrays(raw: dict, splits=("train", "val", "test")) -> dict:
 
 
 def own_search(rows: list[dict], arrays: dict, device, device_name: str, data_md5: str, save,
-               log=print) -> list[dict]:
+               log=print) -> tuple[list[dict], list[dict]]:
     """Run the staged search (own_cnn.SEARCH) on validation data only, resuming from `rows`
-    (search.csv rows of this data); `save(rows)` after every trial. Returns every row."""
+    (search.csv rows of this data); `save(rows)` after every trial. Returns (this data's rows,
+    the other data's rows, kept as they were)."""
     from dataclasses import replace
 
     from pipeline import own_cnn as O
+    kept = [r for r in rows if r.get("data_md5") != data_md5]  # trials on other data: kept, not used
     rows = [r for r in rows if r.get("data_md5") == data_md5]
     for stage in range(len(O.SEARCH)):
         earlier = [r for r in rows if r["trial"] in {t for st in O.SEARCH[:stage] for t in st}]
@@ -278,9 +280,9 @@ def own_search(rows: list[dict], arrays: dict, device, device_name: str, data_md
             rows.append({"trial": trial, **O.search_row(config, overrides), "val_accuracy": f["val_accuracy"],
                          "train_seconds": f["train_seconds"], "params": result["params"],
                          "device": device_name, "data_md5": data_md5})
-            save(rows)
+            save(rows + kept)
             log(f"search {trial}: val {f['val_accuracy']:.2%} in {f['train_seconds']:.0f} s")
-    return rows
+    return rows, kept
 
 
 def own_outputs(config, chosen: dict, result: dict, info: dict, device_name: str, y_test,

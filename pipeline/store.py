@@ -224,6 +224,7 @@ class Store:
         self.repo = Path(repo)
         self._manifest = None
         self._cache: dict[str, object] = {}
+        self._lock = None  # one FileLock per store: it is reentrant, two on one file are not
 
     # -- names
 
@@ -289,10 +290,13 @@ class Store:
         path = self.root / rel
         if not path.is_file():
             raise StoreError(f"{self.show(rel)} is missing; run `{self.fix(rel)}` to write it.")
-        if self.entry(rel)["sha256"] != sha256_file(path):
+        sha = sha256_file(path)
+        if self.entry(rel)["sha256"] != sha:
+            self.manifest(fresh=True)  # another stage may have recorded it since we last looked
+        if self.entry(rel)["sha256"] != sha:
             raise StoreError(f"{self.show(rel)} has changed since `{self.fix(rel)}` wrote it (its "
-                             f"sha256 differs from the manifest); rerun that with --force, or restore "
-                             f"the file with git.")
+                             f"sha256 differs from the manifest); restore it with `git checkout -- "
+                             f"{self.show(rel)}`, or rerun that with --force.")
         return path
 
     def _checked(self, rel: str, content):
@@ -407,12 +411,31 @@ class Store:
     def write_all(self, outputs: dict) -> list[Path]:
         return [self.write(rel, content) for rel, content in outputs.items()]
 
+    def locked(self):
+        """The manifest lock (reentrant): hold it to read, merge and record a shared file at once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self._lock is None:
+            self._lock = FileLock(str(self.root / LOCK))
+        return self._lock
+
+    def previous_rows(self, rel: str, lenient: bool = False) -> list[dict]:
+        """A CSV this task rewrites, as it stands now (the manifest re-read): verified, or with
+        `lenient` (a --force run) the rows that keep the value rules, whatever the checksum."""
+        self._cache.pop(rel, None)
+        self.manifest(fresh=True)
+        if not self.exists(rel):
+            return []
+        if not lenient:
+            return self.read_csv(rel)
+        header, rows = parse_csv((self.root / rel).read_bytes().decode("utf-8", errors="replace"))
+        spec = contract.spec_of(rel)
+        return [r for r in rows if not problems(spec, (header, [r]))]
+
     def record(self, stage: str, key: str, paths, provenance: dict) -> None:
         """Record the files a stage wrote, with provenance, under the manifest lock. An entry whose
         file and provenance are unchanged keeps its commit and time: rerunning a stage that
         reproduces its files byte for byte changes nothing."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / LOCK)):
+        with self.locked():
             manifest = self.manifest(fresh=True)
             before = json_bytes(manifest)
             artifacts = {rel: e for rel, e in manifest["artifacts"].items() if (self.root / rel).exists()}

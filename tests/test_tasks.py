@@ -314,3 +314,39 @@ def test_site_dir_with_spaces_and_shell_characters(tmp_path):
     proc = run_invoke("docs", "--site-dir", str(site), env={})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not marker.exists() and (site / "index.html").exists()
+
+
+def test_other_data_and_other_roots_never_replace_the_reference(workspace, tiny_cifar, capsys):
+    from invoke.exceptions import Exit
+    c = Context()
+    tasks.data(c, source=str(tiny_cifar.batch_dir), samples=24)
+    tasks.train(c, epochs=2, batch_size=64, source=str(tiny_cifar.batch_dir), quiet=True, variant="lenet_plain")
+    art = workspace / "artifacts"
+    before = {p: p.read_bytes() for p in art.rglob("*") if p.is_file()}
+    other = copy_tiny(tiny_cifar, workspace)  # another copy of the data: one test label changed
+    data, labels = tiny_cifar.batches["test_batch"]
+    with open(other / "test_batch", "wb") as f:
+        pickle.dump({b"data": data, b"labels": [(labels[0] + 1) % 10, *labels[1:]]}, f, protocol=2)
+    tasks.data(c, source=str(other), samples=24)
+    tasks.train(c, epochs=2, batch_size=64, source=str(other), quiet=True, variant="lenet_plain")
+    assert {p: p.read_bytes() for p in art.rglob("*") if p.is_file()} == before
+    folders = [p.name for p in (workspace / "runs").iterdir()]
+    assert len(folders) == 1 and folders[0].startswith("data-")
+    assert (workspace / "runs" / folders[0] / "lenet" / "lenet_plain" / "weights.pt").exists()
+    with pytest.raises(Exit, match="--root is for a scratch folder"):
+        tasks.train(c, epochs=1, root=str(art), source=str(tiny_cifar.batch_dir), quiet=True)
+    with pytest.raises(Exit, match="unknown variant 'rescale'"):  # an ablation spec is not a variant
+        tasks.train(c, variant="rescale", source=str(tiny_cifar.batch_dir), quiet=True)
+    assert {p: p.read_bytes() for p in art.rglob("*") if p.is_file()} == before
+
+
+def test_a_full_disk_without_a_file_name_is_one_line(workspace, tiny_cifar, monkeypatch):
+    import pipeline.store
+    from invoke.exceptions import Exit
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(pipeline.store, "write_bytes_atomic", full)
+    with pytest.raises(Exit, match="No space left on device") as e:
+        tasks.data(Context(), source=str(tiny_cifar.batch_dir), samples=24)
+    assert "\n" not in e.value.message

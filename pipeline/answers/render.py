@@ -58,8 +58,10 @@ def escape(text: str) -> str:
     entities, backslashes) is backslash-escaped, so "w2^11*x12" and "z_hat_i" print as written and
     a value holding markup shows as text."""
     parts = re.split(r"(\$\$.*?\$\$|\$[^$]*\$|`[^`\n]+`)", str(text), flags=re.S)
-    return "".join(p if p[:1] in "$`" and len(p) > 1 else re.sub(r"([\\`*_|<>\[\]&!{}])", r"\\\1", p)
-                   for p in parts)
+    def maths(p):  # TeX needs no raw < or >: as \lt and \gt they cannot open a tag
+        return p.replace("<", r"\lt ").replace(">", r"\gt ")
+    return "".join(maths(p) if p[:1] == "$" and len(p) > 1 else p if p[:1] == "`" and len(p) > 1
+                   else re.sub(r"([\\`*_|<>\[\]&!{}])", r"\\\1", p) for p in parts)
 
 
 def number(v) -> str:
