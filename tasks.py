@@ -830,37 +830,43 @@ def deploy(c, remote="origin", branch="gh-pages", dry_run=False):
     """Build the site strictly and publish it to GitHub Pages (mkdocs gh-deploy) from HEAD."""
     import shlex
 
-    def git(args):
-        return c.run(f"git {args}", hide=True, warn=True, pty=False)
+    def git(*args):
+        return _run(["git", *args], capture_output=True, text=True)
 
-    head = git("rev-parse HEAD")
-    if not head.ok:
+    head = git("rev-parse", "HEAD")
+    if head.returncode:
         raise Exit("error: not a git repository (or git is missing); deploy publishes a commit, "
                    "so run it in a clone of the repository.", code=1)
     commit = head.stdout.strip()
     # The site's "How to cite" block names the commit it was built from, so the published site
     # must be exactly that commit: uncommitted changes to tracked files (code, artifacts/, docs/)
     # are refused; untracked files are ignored (MkDocs reads only what mkdocs.yml and docs/ name).
-    changed = git("status --porcelain --untracked-files=no").stdout.splitlines()
+    changed = git("status", "--porcelain", "--untracked-files=no").stdout.splitlines()
     problems = []
     if changed:
         problems.append(f"{len(changed)} tracked file(s) have uncommitted changes "
                         f"(first: {changed[0][3:]}); commit or stash them, since the published "
                         f"site must correspond to a commit")
-    if not git(f"remote get-url {shlex.quote(remote)}").ok:
+    if git("remote", "get-url", remote).returncode:
         problems.append(f"there is no git remote {remote!r}; add one (git remote add {remote} URL) "
                         f"or pass --remote NAME")
     # --force and --no-history: gh-pages holds only the latest build (one commit), so old sites
     # do not pile up in the repository; the default commit message names the source commit.
-    cmd = (f"{sys.executable} -m mkdocs gh-deploy --strict --force --no-history "
-           f"--remote-name {shlex.quote(remote)} --remote-branch {shlex.quote(branch)}")
+    cmd = [sys.executable, "-m", "mkdocs", "gh-deploy", "--strict", "--force", "--no-history",
+           "--remote-name", remote, "--remote-branch", branch]
     if dry_run:
         print(f"deploy: would publish commit {commit} to {remote}/{branch}")
         for p in problems:
             print(f"deploy: note: {p}")
-        print(cmd)
+        print(shlex.join(cmd))
         return
     if problems:
         raise Exit(f"error: {problems[0]}.", code=1)
     print(f"deploy: publishing commit {commit} to {remote}/{branch}")
-    c.run(cmd, pty=False, env={"NO_MKDOCS_2_WARNING": "1"})
+    if _run(cmd, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}).returncode:
+        raise Exit("error: mkdocs gh-deploy failed (see above)", code=1)
+
+
+def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """A command as an argument list, in the repository: no shell ever reads a flag's value."""
+    return subprocess.run(args, cwd=ROOT, **kwargs)

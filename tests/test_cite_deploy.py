@@ -55,34 +55,45 @@ def test_deploy_dry_run_prints_the_command_and_runs_nothing():
     assert re.search(r"would publish commit [0-9a-f]{40} to origin/gh-pages", out.stdout)
 
 
-def _git(status: str, remote_ok: bool = True) -> dict:
-    """Mocked answers to deploy's git calls (MockContext matches regexes from the start);
-    any other command, mkdocs included, raises NotImplementedError."""
-    return {
-        re.compile(r"^git rev-parse HEAD$"): Result(stdout="0123abcd" * 5 + "\n"),
-        re.compile(r"^git status --porcelain --untracked-files=no$"): Result(stdout=status),
-        re.compile(r"^git remote get-url "): Result(exited=0 if remote_ok else 2),
-    }
+def _fake_run(status: str, remote_ok: bool = True, calls=None):
+    """Deploy's commands answered without running them (git's, mkdocs'); each is recorded."""
+    calls = [] if calls is None else calls
+
+    def run(args, **kwargs):
+        calls.append(list(args))
+        out, code = "", 0
+        if args[:2] == ["git", "rev-parse"]:
+            out = "0123abcd" * 5 + "\n"
+        elif args[:2] == ["git", "status"]:
+            out = status
+        elif args[:3] == ["git", "remote", "get-url"]:
+            code = 0 if remote_ok else 2
+        elif "gh-deploy" not in args:
+            raise NotImplementedError(args)
+        return subprocess.CompletedProcess(args, code, out, "")
+    return run, calls
 
 
 @pytest.mark.parametrize("status, remote_ok, expected", [
     (" M tasks.py\nM  docs/index.md\n", True, "2 tracked file(s) have uncommitted changes"),
     ("", False, "no git remote 'origin'"),
 ])
-def test_deploy_refuses_a_dirty_tree_or_a_missing_remote(status, remote_ok, expected):
-    ctx = MockContext(run=_git(status, remote_ok))
+def test_deploy_refuses_a_dirty_tree_or_a_missing_remote(status, remote_ok, expected, monkeypatch):
+    run, calls = _fake_run(status, remote_ok)
+    monkeypatch.setattr(tasks, "_run", run)
     with pytest.raises(Exit) as e:
-        tasks.deploy(ctx)
+        tasks.deploy(MockContext())
     assert e.value.code == 1
     message = str(e.value.message)
     assert message.startswith("error: ") and expected in message and "\n" not in message
-    assert not any("gh-deploy" in call.args[0] for call in ctx.run.call_args_list)
+    assert not any("gh-deploy" in args for args in calls)
 
 
-def test_deploy_publishes_a_clean_commit(capsys):
-    ctx = MockContext(run={**_git(""), re.compile(r".* -m mkdocs gh-deploy "): Result()})
-    tasks.deploy(ctx, remote="upstream", branch="pages")
-    command = ctx.run.call_args_list[-1].args[0]
-    assert command.startswith(sys.executable) and GH_DEPLOY in command
-    assert command.endswith("--remote-name upstream --remote-branch pages")
-    assert "publishing commit " + "0123abcd" * 5 + " to upstream/pages" in capsys.readouterr().out
+def test_deploy_publishes_a_clean_commit_with_an_argument_list(capsys, monkeypatch):
+    run, calls = _fake_run("")
+    monkeypatch.setattr(tasks, "_run", run)
+    tasks.deploy(MockContext(), remote="upstream; touch x", branch="pages")
+    command = calls[-1]
+    assert command[0] == sys.executable and " ".join(command).count(GH_DEPLOY) == 1
+    assert command[-4:] == ["--remote-name", "upstream; touch x", "--remote-branch", "pages"]  # one argument, no shell
+    assert "publishing commit " + "0123abcd" * 5 + " to upstream; touch x/pages" in capsys.readouterr().out
