@@ -188,7 +188,7 @@ def table_md(answers: dict, keys: list[str], row_names: list[str]) -> str:
     """Several list-valued answers side by side, one row per element (CS182 3(e)'s table)."""
     head = "| layer | " + " | ".join(f"`{k}`" for k in keys) + " |\n" + "|---" * (len(keys) + 1) + "|"
     def cell(v):  # a shape [7, 7, 10] as 7 x 7 x 10, as the homework's table writes it
-        return escape(compact(v)).replace("[", "").replace("]", "").replace(", ", " x ")
+        return escape(compact(v).replace("[", "").replace("]", "").replace(", ", " x "))
     rows = [f"| {escape(name)} | " + " | ".join(cell(answers[k]["value"][n]) for k in keys) + " |"
             for n, name in enumerate(row_names)]
     return head + "\n" + "\n".join(rows)
