@@ -3,7 +3,6 @@ processes, started outside the repository with PYTHONPATH unset, run a tiny abla
 killed mid-sweep and the results must equal the same sweep on a LocalCluster. The fast tests: a
 malformed, an unreachable or a worker-less scheduler, and mismatched versions, are one-line
 UserErrors within seconds."""
-import csv
 import importlib.util
 import json
 import os
@@ -25,21 +24,11 @@ from pipeline import ablation as AB
 from pipeline import contract, stages
 from pipeline import sweep as SW
 from pipeline.errors import UserError
+from tests.test_sweep import by_run, read  # the same run table and reader
 
 ROOT = Path(__file__).resolve().parents[1]
-DETERMINISTIC = ("test_accuracy", "best_val_accuracy", "best_val_epoch", "final_train_loss", "test_loss")
 FAST_SECONDS = 10  # "within a few seconds" on a busy two-core machine (the checks take ~0.1 s alone)
 RUNS = len(AB.design(2, augment=False))  # the tiny ablation's runs: the factorial x 2 seeds
-
-
-def read(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def by_run(rows):
-    return {tuple(r[k] for k in ("preprocess", "batch_norm", "dropout", "augment", "seed")):
-            {k: r[k] for k in DETERMINISTIC} for r in rows}
 
 
 def free_port() -> int:

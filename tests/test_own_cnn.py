@@ -15,14 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "artifacts" / "own_cnn"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: models this small gain nothing from more, and on a busy CPU the
-    threads wait on each other (a 3-epoch fit here: 0.8 s with 1 thread, 10 s with 2)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_whitening_layer_decorrelates_2x2_patches():
