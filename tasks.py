@@ -190,7 +190,7 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
     from pipeline import contract
     from pipeline import data as D
     from pipeline import stages as S
-    from pipeline.model import VARIANTS, get_variant
+    from pipeline.model import VARIANTS
     from pipeline.preprocess import preprocess
     from pipeline.store import stage_key
     from pipeline.train import TrainConfig, fit, select_device
@@ -246,8 +246,7 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
         # Peak resident memory of this process so far: data + preprocessing + training.
         result.update(peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       y_test=raw["y_test"])
-        out = S.train_outputs(config, result, info, D.CLASSES, [])
-        row = out.pop("lenet/summary.csv")[0]
+        out = S.train_outputs(config, result, info, D.CLASSES)
         provenance = _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
                                  result["device"])
         paths = store.write_all(out)
@@ -255,7 +254,7 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
         # lock, so two variants trained at once both keep theirs
         with store.locked():
             summary = store.previous_rows("lenet/summary.csv", lenient=force)
-            paths.append(store.write("lenet/summary.csv", S.merge_rows(summary, row)))
+            paths.append(store.write("lenet/summary.csv", S.merge_rows(summary, S.summary_row(config, result, info))))
             store.record(f"train:{config.variant}", keys[config.variant], paths, provenance)
         f = result["final"]
         print(f"train:{config.variant}: test accuracy {f['test_accuracy']:.2%}, best val "

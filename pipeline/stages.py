@@ -143,8 +143,9 @@ def merge_rows(rows: list[dict], new: dict) -> list[dict]:
                   key=lambda r: (r["variant"], int(r["seed"])))
 
 
-def train_outputs(config, result: dict, info: dict, classes, summary: list[dict]) -> dict:
-    """One run's artifacts under lenet/<variant>/ and the summary with its row."""
+def train_outputs(config, result: dict, info: dict, classes) -> dict:
+    """One run's artifacts under lenet/<variant>/ (its summary.csv row is summary_row's: that
+    file is shared by the variants and merged under the manifest lock)."""
     from pipeline.model import get_variant
     v = f"lenet/{config.variant}"
     metrics = {"variant": config.variant, "description": get_variant(config.variant).description,
@@ -157,8 +158,7 @@ def train_outputs(config, result: dict, info: dict, classes, summary: list[dict]
     return {f"{v}/log.csv": result["log"], f"{v}/metrics.json": metrics,
             f"{v}/confusion.csv": (["true\\pred", *classes], confusion),
             f"{v}/predictions.csv": predictions_rows(result["y_test"], result["test_predictions"]),
-            f"{v}/weights.pt": result["state_dict"],
-            "lenet/summary.csv": merge_rows(summary, summary_row(config, result, info))}
+            f"{v}/weights.pt": result["state_dict"]}
 
 
 # --- sweeps: seeds, ablation, dropout ----------------------------------------------------------

@@ -21,10 +21,9 @@ from invoke.exceptions import Exit
 
 import tasks
 from pipeline import ablation as AB
-from pipeline import contract, stages
 from pipeline import sweep as SW
 from pipeline.errors import UserError
-from tests.test_sweep import by_run, read  # the same run table and reader
+from tests.test_sweep import by_run, read, workspace  # noqa: F401 (workspace: the sweeps' fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_SECONDS = 10  # "within a few seconds" on a busy two-core machine (the checks take ~0.1 s alone)
@@ -35,17 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch, tiny_cifar):
-    monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
-    monkeypatch.setattr(tasks, "CACHE", tmp_path / "data")
-    monkeypatch.setattr(tasks, "REJECTED", tmp_path / "rejected")
-    monkeypatch.setattr(stages, "EXPECTED_COUNTS", tiny_cifar.counts)
-    monkeypatch.setattr(stages, "VAL_SIZE", 50)
-    monkeypatch.setitem(contract.REFERENCE, "epochs", 1)
-    return tmp_path
 
 
 def ablation_error(tiny_cifar, **flags) -> tuple[str, float]:

@@ -6,7 +6,6 @@ the HTML and in Chromium."""
 import csv
 import html.parser
 import json
-import shutil
 from pathlib import Path
 
 import pytest
