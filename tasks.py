@@ -529,13 +529,19 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
 
 # --- plots, answers, layers, filters ---------------------------------------------------------
 
-@task(help=FORCE_HELP)
+@task(help={**DATA_HELP, **FORCE_HELP,
+            "source": "CIFAR-10 archive or cifar-10-batches-py/ folder the reference runs were tested on (the "
+                      "galleries rerun them); default: $CIFAR10_PATH, then the data/ cache, then the source "
+                      "`invoke data` recorded in dataset.json; never downloads"})
 @user_errors
-def plots(c, force=False):
-    """Learning curves, confusion matrices, per-class accuracy, the sample grid, the own CNN's
-    log, and the sentences the results page states (lenet/findings.json)."""
+def plots(c, source=None, allow_unofficial_data=False, force=False):
+    """Learning curves, confusion matrices, per-class accuracy (figure and lenet/per_class.csv), the
+    sample grid, each reference model's most confident mistakes (its weights rerun on the test set,
+    checked against predictions.csv), the own CNN's log, and the sentences the results page states
+    (lenet/findings.json)."""
     import numpy as np
     import pandas as pd
+    import torch
 
     from pipeline import stages as S
     from pipeline.errors import UserError
@@ -546,8 +552,8 @@ def plots(c, force=False):
     summary = store.read_csv("lenet/summary.csv")
     variants = [r["variant"] for r in summary]
     info = store.read_json("data/dataset.json")  # by its md5s and classes, not its bytes (its source path)
-    inputs = ["lenet/summary.csv",
-              *[f"lenet/{v}/{f}" for v in variants for f in ("log.csv", "confusion.csv", "predictions.csv")]]
+    inputs = ["lenet/summary.csv", *[f"lenet/{v}/{f}" for v in variants
+                                     for f in ("log.csv", "confusion.csv", "predictions.csv", "weights.pt")]]
     own = store.exists("own_cnn/log.csv")
     inputs += ["own_cnn/log.csv"] if own else []
     # The sample cache is not an input by its bytes (a zip with timestamps): it is derived from the
@@ -561,8 +567,12 @@ def plots(c, force=False):
     preds = {v: pd.DataFrame(store.read_csv(f"lenet/{v}/predictions.csv")).astype(int) for v in variants}
     with np.load(samples) as s:
         grid = s["images"][:24], s["labels"][:24], s["indices"][:24]
+    raw = S.plots_data(source, allow_unofficial_data, info, CACHE)
+    probs = {v: S.reference_softmax(v, torch.load(store.path(f"lenet/{v}/weights.pt"), weights_only=True), raw)
+             for v in variants}
     out = S.plots_outputs(summary, logs, cms, preds, info["classes"], grid,
-                          store.read_csv("own_cnn/log.csv") if own else None)
+                          store.read_csv("own_cnn/log.csv") if own else None,
+                          (raw["x_test"], raw["y_test"]), probs)
     store.record("plots", key, store.write_all(out), _provenance({"variants": variants}, info))
     print(f"plots: {len(out)} files -> {_rel(store.root / 'plots')}")
     return True
@@ -735,6 +745,30 @@ def test(c, browser=True, fast=False, k=None):
         raise Exit(code=code)
 
 
+@task(help={"site_dir": "the built site to print (default site); report.pdf is written into it"})
+@user_errors
+def pdf(c, site_dir="site"):
+    """Print the built site to SITE_DIR/report.pdf with Chromium (offline): cover, every nav page in
+    order, page numbers, bookmarks. Build the site first (`invoke docs`)."""
+    from pipeline import pdf as P
+    from pipeline.errors import UserError
+    from pipeline.store import git_state, write_bytes_atomic
+    folder = (ROOT / site_dir).resolve()
+    if not (folder / "index.html").is_file():
+        raise UserError(f"no built site in {_rel(folder)}; run `invoke docs --site-dir {site_dir}` first")
+    if not P.CHROMIUM.is_file():
+        raise UserError(f"{P.CHROMIUM} is missing; install Chromium (apt-get install -y chromium)")
+    state = git_state(ROOT)
+    commit = state["commit"][:12] + (" (with uncommitted changes)" if state["dirty"] else "")
+    t0 = time.perf_counter()
+    report = P.build(folder, ROOT / "mkdocs.yml", commit)
+    write_bytes_atomic(folder / P.PDF_NAME, report.pdf)
+    for problem in report.problems:
+        print(f"pdf: warning: {problem}")
+    print(f"pdf: wrote {_rel(folder / P.PDF_NAME)}: {report.pages} pages, {len(report.pdf) / 1e6:.1f} MB, "
+          f"{time.perf_counter() - t0:.0f} s")
+
+
 @task(name="test-site")
 def test_site(c):
     """Build the site and check it in Chromium: links, images, math, no outside requests."""
@@ -849,6 +883,11 @@ def deploy(c, remote="origin", branch="gh-pages", dry_run=False):
     if git("remote", "get-url", remote).returncode:
         problems.append(f"there is no git remote {remote!r}; add one (git remote add {remote} URL) "
                         f"or pass --remote NAME")
+    from pipeline import citation
+    url = citation.site_url()  # CITATION.cff's url, the site's one address setting
+    if citation.is_placeholder(url):  # every citation on the published site would point at it
+        problems.append(f"the site URL is the placeholder {url or '(empty)'}; set `url` in CITATION.cff "
+                        f"to the address the site will have")
     # --force and --no-history: gh-pages holds only the latest build (one commit), so old sites
     # do not pile up in the repository; the default commit message names the source commit.
     cmd = [sys.executable, "-m", "mkdocs", "gh-deploy", "--strict", "--force", "--no-history",

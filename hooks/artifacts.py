@@ -6,7 +6,13 @@ pages use, which checks each file's sha256 against `artifacts/manifest.json` and
 and value ranges against the artifacts contract (pipeline/contract.py; ARTIFACTS.md is generated
 from it). The hook makes no judgement: sentences about results ("which run is higher", "did it
 overfit", "is the paired gap seed noise") are computed by the pipeline (pipeline/findings.py) and
-stored; the hook only places them. `on_files` publishes the figures and the CSV files.
+stored; the hook only places them. `on_files` publishes the figures, the CSV files and the trained
+weights; `table_block` adds each cited table's .tex (pipeline/tables.py: the page's own formatted
+cells as a booktabs tabular) and its "Cite this table" block (pipeline/citation.py).
+
+Citations use one URL: CITATION.cff's `url`, from which `on_config` sets `site_url` (mkdocs.yml
+leaves it out; a site_url set there anyway must be the same, else the build fails). While it is the placeholder (`example.github.io`) the build prints one warning line
+on stderr (a logged warning would fail `--strict`) and `invoke deploy` refuses.
 
 The build fails with one PluginError line naming the file and the invoke command that rewrites it
 when an artifact is missing, changed or breaks the contract, on an unknown placeholder or a bad
@@ -47,8 +53,9 @@ argument and [brackets] an optional one:
     data_notice                      one sentence: official data or not, and which files differ
     provenance [FILE]                the manifest entry of FILE (default lenet/summary.csv)
     manifest_table                   every artifact in the manifest: task, commit, size, sha256
-    plot [DIR/]NAME [ALT TEXT ...]   the image artifacts/DIR/NAME (DIR: plots by default, or one of
-                                     FIGURE_DIRS; .svg if no extension), linked to itself
+    plot [DIR/]NAME CAPTION [ALT]    Figure N of the page: the image artifacts/DIR/NAME (DIR: plots
+                                     by default, or one of FIGURE_DIRS; .svg if no extension), linked
+                                     to itself, with its caption and alt text (quote each)
     seeds_table, seeds_paired        test accuracy over seeds per variant (lenet/seeds.json); the
                                      stored paired-comparison sentence
     ablation_cells, ablation_effects, ablation_runs, ablation_augmentation, ablation_conclusion
@@ -59,8 +66,20 @@ argument and [brackets] an optional one:
     own_search_table, own_history, models_table
                                      the CS182 pages' tables (cs182/, own_cnn/)
     verify_table                     the reproduction verdict of `invoke verify` (verify.json)
+    per_class_table                  test accuracy per class of both reference runs (lenet/per_class.csv)
+    question_index                   every question of the three homeworks, its final answer and
+                                     link (pipeline/answers/questions.py), and its CSV
     csv FILE [LABEL ...]             a download link to a CSV artifact, published with the site
-    cite                             BibTeX and plain-text citation tabs (CITATION.cff + git commit)
+    download FILE [LABEL ...]        a download link to a published artifact (CSV or weights .pt) with
+                                     its size and full sha256
+    table_block TABLE CSV [CAPTION]  under the placeholder TABLE of the same page: its CSV (an
+                                     artifact, or questions.csv), its .tex (same cells, booktabs),
+                                     and a collapsed "Cite this table" (anchor on the table, the
+                                     artifacts it read with their manifest entries, BibTeX, plain
+                                     text). Citing one more table is this one line.
+    cite                             the report's BibTeX (@misc, @software) and plain text
+                                     (CITATION.cff, the build commit, the commits of the numbers)
+    references                       the works the pages cite (pipeline/citation.py REFERENCES)
 
 FORMAT is `pct` (fraction -> 65.9%), `pct2` (65.93%), `pp` (a difference of fractions in percentage
 points), `int` (45,000), `f1`..`f4` (fixed decimals) or any Python format spec (`.3g`, `,.0f`);
@@ -73,13 +92,16 @@ every line of this block):
     {{ value cs182/filters.json kernel_sums.blur f3 }}
     {{ compare test_accuracy lenet_bn_dropout lenet_plain }}
     {{ val_trend lenet_plain }}
-    {{ plot learning_curves Loss and accuracy per epoch }}
-    {{ plot ablation/effects }}
+    {{ plot learning_curves "Loss and accuracy per epoch." "Six curves falling or rising" }}
+    {{ plot ablation/effects "Main effects and interactions." }}
     {{ csv lenet/summary.csv Download summary.csv }}
+    {{ download lenet/lenet_plain/weights.pt }}
     {{ provenance data/dataset.json }}
 """
 from __future__ import annotations
 
+import hashlib
+import html as htmllib
 import inspect
 import json
 import math
@@ -101,8 +123,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from pipeline import citation as citations  # noqa: E402
 from pipeline import contract  # noqa: E402
+from pipeline.ablation import PUBLISHED  # noqa: E402
+from pipeline.answers import questions  # noqa: E402
+from pipeline.names import display  # noqa: E402
 from pipeline.store import Store, StoreError  # noqa: E402
+from pipeline.tables import Table, to_latex  # noqa: E402
 
 SUMMARY, LOGS = "lenet/summary.csv", "lenet/{}/log.csv"
 METRICS = "lenet/{}/metrics.json"
@@ -110,7 +137,9 @@ SEEDS, FINDINGS = "lenet/seeds.json", "lenet/findings.json"
 DATASET, ABLATION = "data/dataset.json", "ablation/summary.json"
 PLOTS_DIR = "plots"
 FIGURE_DIRS = ("plots", "ablation", "cs182", "cs182/dropout", "own_cnn")  # artifact folders whose images are published, as assets/<dir>/
-SITE_FILES = "assets/artifacts"  # where the CSV artifacts are published, for download
+SITE_FILES = "assets/artifacts"  # where the CSV artifacts (and weights) are published, for download
+SITE_TABLES = "assets/tables"  # where each cited table's .tex is published (generated at build time)
+PUBLISHED_SUFFIXES = (".csv", ".pt")  # artifacts published for download: tables, trained weights
 PLOT_SUFFIXES = (".png", ".svg")
 FORMATS = {"pct": ".1%", "pct2": ".2%", "int": ",.0f", "f1": ".1f", "f2": ".2f", "f3": ".3f", "f4": ".4f"}
 # The rebuilt copy of CIFAR-10 (shared/cifar10/README.md): its test_batch md5, to name it exactly.
@@ -171,9 +200,12 @@ def citation(project: Path = REPO) -> dict:
     def git(*args):
         r = subprocess.run(["git", *args], cwd=project, capture_output=True, text=True)
         return r.stdout.strip() if r.returncode == 0 else ""
-    return {"title": cff["title"], "authors": authors or [("anonymous", False)],
-            "url": cff.get("url") or cff.get("repository-code") or "",
+    url = cff.get("url") or cff.get("repository-code") or ""
+    slug = url.rstrip("/").rsplit("/", 1)[-1] if "/" in url.split("//", 1)[-1] else ""
+    return {"title": cff["title"], "authors": authors or [("anonymous", False)], "url": url,
+            "key": citations.key_of(slug or cff["title"])[:24],  # the BibTeX key's stem: lenetcifar10
             "commit": git("rev-parse", "--short=12", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),  # built from an edited tree
             "year": (git("log", "-1", "--format=%cs") or "")[:4] or "n.d."}
 
 
@@ -254,12 +286,10 @@ def dig(data, key: str, where: str):
     return data
 
 
-def table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
-    """A Markdown table; align holds one of l / r per column (default: left)."""
-    align = align or "l" * len(header)
-    rule = ["---:" if a == "r" else "---" for a in align]
-    lines = [header, rule, *rows]
-    return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in line) + " |" for line in lines)
+def table(header: list[str], rows: list[list[str]], align: str | None = None) -> Table:
+    """A Markdown table; align holds one of l / r per column (default: left). It keeps its cells,
+    so `table_block` renders the same formatted cells as LaTeX (pipeline/tables.py)."""
+    return Table(header, rows, align)
 
 
 def flatten(data, prefix: str = "") -> list[tuple[str, object]]:
@@ -293,9 +323,19 @@ def prose(sentence) -> str:
     may stand alone on a line, so a first character that could open a block (`!!!`, `===`, `1.`,
     `+`, `-`, `>`, spaces) is an entity too."""
     parts = re.split(r"(`[^`]+`)", str(sentence).strip())
-    out = "".join(code(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1 else text(p)
-                  for p in parts)
-    return out if not out or out[0].isalpha() or out[0] in "`&" else f"&#{ord(out[0])};{out[1:]}"
+    out = "".join(model(p[1:-1]) if p.startswith("`") and p.endswith("`") and len(p) > 1 else text(p)
+                  for p in parts)  # a run's code name reads as its model name; other code stays code
+    return (out if not out or out[0].isalpha() or out[0] in "`&" or out.startswith("<abbr title=\"code name")
+            else f"&#{ord(out[0])};{out[1:]}")
+
+
+def model(variant) -> str:
+    """A reference run by its readable name, the code name in its tooltip ("Model 1: BN + dropout",
+    hover: lenet_bn_dropout); a name pipeline/names.py does not know stays code."""
+    name = display(str(variant))
+    if name == str(variant):
+        return code(variant)
+    return f'<abbr title="code name: {htmllib.escape(str(variant), quote=True)}">{text(name)}</abbr>'
 
 
 def _pp(x: float) -> str:
@@ -381,7 +421,9 @@ def summary_table(s: Store) -> str:
         ("parameters", lambda r: fmt(r["params"], "int")),
         ("device", lambda r: fmt(r["device"])),
     ]
-    header = ["", *(code(r["variant"]) for r in rows)]
+    fields.insert(2, ("the homework's walkthrough reports", lambda r: (
+        fmt(PUBLISHED[r["variant"]], "pct") if r["variant"] in PUBLISHED else "–")))
+    header = ["", *(model(r["variant"]) for r in rows)]
     return table(header, [[label, *(get(r) for r in rows)] for label, get in fields], "l" + "r" * len(rows))
 
 
@@ -477,7 +519,7 @@ def verify_table(s: Store) -> str:
     """The reproduction verdict of `invoke verify` (verify.json): committed vs rerun per variant
     and metric, then the two machines. The verdicts are the pipeline's (stages.verify_rows)."""
     report = s.read_json("verify.json")
-    rows = [[code(r["variant"]), fmt(str(r["metric"]).replace("_", " ")), fmt(r["committed"], ".4g"),
+    rows = [[model(r["variant"]), fmt(str(r["metric"]).replace("_", " ")), fmt(r["committed"], ".4g"),
              fmt(r["rerun"], ".4g"), fmt(r["verdict"])] for r in report["rows"]]
     c, r = report["committed"], report["rerun"]
     machines = table(["", "committed run", "rerun"], [
@@ -491,7 +533,19 @@ def verify_table(s: Store) -> str:
                       f"{fmt(r.get('seconds'), 'f1')} s."])
 
 
-def plot(s: Store, name: str, *alt: str, page=None) -> str:
+_figures = {"page": None, "n": 0}  # figure numbers restart on every page
+
+
+def figure_number(page) -> int:
+    if _figures["page"] is not page:
+        _figures.update(page=page, n=0)
+    _figures["n"] += 1
+    return _figures["n"]
+
+
+def plot(s: Store, name: str, caption: str, alt: str | None = None, page=None) -> str:
+    """Figure N of the page: the image (linked to itself), its caption (what to see) and alt text
+    (what it shows, for a reader who cannot see it; the caption if not given)."""
     folder, _, file = name.rpartition("/")
     folder = folder or PLOTS_DIR
     if folder not in FIGURE_DIRS:
@@ -502,8 +556,10 @@ def plot(s: Store, name: str, *alt: str, page=None) -> str:
                           "(pipeline/contract.py).")
     s.path(f"{folder}/{file}")
     src = posixpath.relpath(f"assets/{folder}/{file}", posixpath.dirname(page.file.src_uri) or ".")
-    text = " ".join(alt) or file.rsplit(".", 1)[0].replace("_", " ")
-    return f"[![{text}]({src}){{ loading=lazy }}]({src})"
+    n = figure_number(page)
+    return "\n".join(['<figure class="report-figure" markdown="1">', "",
+                      f"[![{text(alt or caption)}]({src}){{ loading=lazy }}]({src})", "",
+                      f'<figcaption markdown="1">**Figure {n}.** {text(caption)}</figcaption>', "", "</figure>"])
 
 
 def seeds_table(s: Store) -> str:
@@ -511,11 +567,12 @@ def seeds_table(s: Store) -> str:
     found, where = s.read_json(SEEDS), s.show(SEEDS)
     rows = []
     for v, d in dig(found, "variants", where).items():
-        rows.append([code(v), fmt(d["n"]), f"**{fmt(d['mean'], 'pct2')}**", f"{100 * d['std']:.2f}",
+        rows.append([model(v), fmt(d["n"]), f"**{fmt(d['mean'], 'pct2')}**", f"{100 * d['std']:.2f}",
                      f"{100 * d['ci_low']:.2f}–{fmt(d['ci_high'], 'pct2')}",
+                     fmt(PUBLISHED[v], "pct") if v in PUBLISHED else "–",
                      ", ".join(fmt(x, "pct2") for x in dig(d, "values", where))])
-    return table(["variant", "seeds", "mean test accuracy", "sd (pp)", f"{fmt(found['level'], 'pct')} CI",
-                  "per seed, from seed 0"], rows, "lrrrrl")
+    return table(["model", "seeds", "mean test accuracy", "sd (pp)", f"{fmt(found['level'], '.0%')} CI",
+                  "homework's walkthrough", "per seed, from seed 0"], rows, "lrrrrrl")
 
 
 def _onoff(value: str) -> str:
@@ -715,42 +772,225 @@ def models_table(s: Store) -> str:
     """The own CNN beside both LeNets (their seed-0 reference runs): parameters, epochs, training
     time, device, test accuracy."""
     models = [*runs(s).values(), *s.read_csv("own_cnn/summary.csv")]
-    rows = [[code(r["variant"]), f"{int(r['params']):,}", fmt(r["epochs"]), f"{float(r['train_seconds']):.0f}",
+    rows = [[model(r["variant"]), f"{int(r['params']):,}", fmt(r["epochs"]), f"{float(r['train_seconds']):.0f}",
              f"{float(r['train_seconds']) / 60:.1f}", fmt(r["device"]), f"**{fmt(r['test_accuracy'], 'pct2')}**"]
             for r in models]
     return table(["model", "parameters", "epochs", "training (s)", "training (min)", "device",
                   "test accuracy"], rows, "lrrrrlr")
 
 
+def per_class_table(s: Store) -> str:
+    """Test accuracy per class of both reference runs, with the images each got right
+    (lenet/per_class.csv), and the difference between them in percentage points."""
+    rows, variants = s.read_csv("lenet/per_class.csv"), contract.REFERENCE_VARIANTS
+    out = []
+    for r in rows:
+        acc = [float(r[f"{v}_accuracy"]) for v in variants]
+        out.append([text(r["class"]), fmt(r["images"], "int"),
+                    *(f"{fmt(a, 'pct')} ({fmt(r[f'{v}_correct'], 'int')})" for v, a in zip(variants, acc)),
+                    _pp(acc[0] - acc[1])])
+    return table(["class", "test images", *(model(v) for v in variants),
+                  f"difference ({text(display(variants[0]).split(':')[0])} − {text(display(variants[1]).split(':')[0])})"],
+                 out, "lr" + "r" * len(variants) + "r")
+
+
+def question_index(s: Store, page=None) -> Table:
+    """Every question and sub-part of the three homeworks with its final answer and a link to its
+    anchor (pipeline/answers/questions.py); its CSV (questions.INDEX_CSV, built by on_files) and
+    .tex come with `{{ table_block question_index questions.csv }}`."""
+    answers, artifacts = questions.gather(s)
+    rows = questions.rows(answers, artifacts)
+    for r in rows:  # links from this page to the homework pages' source files, which MkDocs resolves
+        r["path"] = posixpath.relpath(r["path"], posixpath.dirname(page.file.src_uri) or ".")
+        if r["page"]:
+            r["page"] = posixpath.relpath(r["page"], posixpath.dirname(page.file.src_uri) or ".")
+    return Table.from_markdown(questions.table_md(rows))
+
+
+def answered_here(page) -> str:
+    """A note under the title of a page that works out homework questions: which, linking back to
+    each question's answer on its homework page. Empty on other pages."""
+    here = page.file.src_uri
+    qs = [q for q in questions.QUESTIONS if q.page == here]
+    if not qs:
+        return ""
+    base = posixpath.dirname(here) or "."
+    items = [f"    - [{questions.HOMEWORKS[q.homework][0]}, question {q.label}]"
+             f"({posixpath.relpath(q.home, base)}#{q.anchor}): {q.topic}" for q in qs]
+    return '!!! question "The homework questions this page works out"\n\n' + "\n".join(items) + "\n"
+
+
+def _published(s: Store, rel: str, page) -> str:
+    """The link target of an artifact published under assets/artifacts/, relative to the page."""
+    if not rel.endswith(PUBLISHED_SUFFIXES):
+        raise PluginError(f"{rel}: only {', '.join(PUBLISHED_SUFFIXES)} artifacts are published for download.")
+    s.path(rel)  # it must exist and match the manifest
+    return posixpath.relpath(f"{SITE_FILES}/{rel}", posixpath.dirname(page.file.src_uri) or ".")
+
+
 def csv_link(s: Store, rel: str, *label: str, page=None) -> str:
     """A download link to a CSV artifact as published (assets/artifacts/REL), with its sha256."""
     if not rel.endswith(".csv"):
         raise PluginError(f"csv {rel}: only CSV artifacts are published for download.")
-    s.path(rel)  # it must exist and match the manifest
-    src = posixpath.relpath(f"{SITE_FILES}/{rel}", posixpath.dirname(page.file.src_uri) or ".")
-    text = " ".join(label) or f"Download {posixpath.basename(rel)}"
-    return (f'<span class="artifact-download">[{text}]({src}){{ download="{posixpath.basename(rel)}" }} '
-            f"(the exact file `artifacts/{rel}`, sha256 `{s.entry(rel)['sha256'][:12]}…`)</span>")
+    src = _published(s, rel, page)
+    return (f'<span class="artifact-download">[{text(" ".join(label) or f"Download {posixpath.basename(rel)}")}]'
+            f'({src}){{ download="{posixpath.basename(rel)}" }} '
+            f"(the exact file {code(f'artifacts/{rel}')}, sha256 {code(s.entry(rel)['sha256'][:12] + '…')})</span>")
+
+
+def download(s: Store, rel: str, *label: str, page=None) -> str:
+    """A download link to a published artifact (a CSV, trained weights) with its full sha256, to
+    check the copy: `sha256sum FILE`."""
+    src = _published(s, rel, page)
+    name = posixpath.basename(rel)
+    size = fmt(s.entry(rel).get("bytes", s.path(rel).stat().st_size), "int")
+    return (f'<span class="artifact-download">[{text(" ".join(label) or f"Download {name}")}]({src})'
+            f'{{ download="{name}" }} ({code(f"artifacts/{rel}")}, {size} bytes, sha256 '
+            f"{code(s.entry(rel)['sha256'])})</span>")
+
+
+class _Reads:
+    """A Store that records which artifacts a table placeholder read: the table's sources."""
+
+    def __init__(self, store: Store):
+        self._store, self.paths = store, []
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name not in ("read_csv", "read_json", "read_text", "read_rows"):
+            return attr
+
+        def reading(rel, *args, **kwargs):
+            if rel not in self.paths:
+                self.paths.append(rel)
+            return attr(rel, *args, **kwargs)
+        return reading
+
+
+_build: dict = {}  # of the current build: config, files, the CSVs the hook generates (on_files)
+
+
+def table_anchor(name: str) -> str:
+    return "table-" + name.replace("_", "-")
+
+
+def _commits(s: Store, rels) -> list[tuple[str, bool]]:
+    """The (commit, dirty) pairs that wrote these artifacts, the latest first."""
+    entries = sorted((s.entry(r) for r in rels), key=lambda e: str(e.get("timestamp", "")), reverse=True)
+    return list(dict.fromkeys((str(e.get("commit", "unknown")), bool(e.get("dirty"))) for e in entries))
+
+
+def _source_rows(s: Store, rels) -> list[list[str]]:
+    rows = []
+    for rel in rels:
+        e = s.entry(rel)
+        commit = code(str(e.get("commit", "?"))[:12]) + (" (with uncommitted changes)" if e.get("dirty") else "")
+        rows.append([code(f"artifacts/{rel}"), code(e.get("sha256", "?")),
+                     code(contract.invoke_command(e.get("task") or contract.writer_of(rel))), commit,
+                     fmt(e.get("timestamp", "?")), code(json.dumps(e.get("seeds"), sort_keys=True)),
+                     code(json.dumps(e.get("config"), sort_keys=True))])
+    return rows
+
+
+def _tabs(tabs: list[tuple[str, str, str]]) -> list[str]:
+    """Content tabs, each one fenced code block (with a copy button): (title, language, text)."""
+    out = []
+    for title, lang, body in tabs:
+        out += [f'=== "{title}"', "", f"    ```{lang}", *("    " + line for line in body.split("\n")), "    ```", ""]
+    return out
+
+
+def table_block(s: Store, name: str, rel: str, *caption: str, page=None) -> str:
+    """Below a table placeholder NAME on the page: its CSV (REL, an artifact or a CSV the hook
+    builds), its .tex (the same formatted cells, pipeline/tables.py; published under assets/tables/)
+    and a collapsed "Cite this table": the table's anchor (put on the table by on_page_markdown),
+    every artifact it was computed from with its manifest entry, and BibTeX and plain text pointing
+    at the anchor's URL. CAPTION (quoted) names the table in the citation."""
+    func = PLACEHOLDERS.get(name)
+    if func is None or not re.search(r"\{\{\s*" + re.escape(name) + r"\s*\}\}", page.markdown or ""):
+        raise PluginError(f"table_block {name}: the page has no {{{{ {name} }}}} table for it to follow.")
+    reads = _Reads(s)
+    shown = func(reads, **({"page": page} if "page" in inspect.signature(func).parameters else {}))
+    if not isinstance(shown, Table):
+        raise PluginError(f"table_block {name}: {name} does not return a table.")
+    generated = _build.get("generated", {})
+    if rel in generated:  # built by the hook (the question index): its sha256 is of the bytes published
+        csv_src = posixpath.relpath(rel, posixpath.dirname(page.file.src_uri) or ".")
+        csv_sha = hashlib.sha256(generated[rel].encode()).hexdigest()
+        csv_what = f"built from the artifacts below, sha256 {code(csv_sha[:12] + '…')}"
+        sources = reads.paths
+    else:
+        csv_src, csv_sha = _published(s, rel, page), s.entry(rel)["sha256"]
+        csv_what = f"the exact file {code(f'artifacts/{rel}')}, sha256 {code(csv_sha[:12] + '…')}"
+        sources = list(dict.fromkeys([rel, *reads.paths]))
+    if not sources:
+        raise PluginError(f"table_block {name}: the table read no artifact, so there is nothing to cite.")
+    anchor, title = table_anchor(name), " ".join(caption) or page.title or name
+    config, files = _build["config"], _build["files"]
+    where = page.file.url.removeprefix("./")  # the page's URL path, "" for the home page
+    url = f"{config.site_url or ''}{where}#{anchor}"
+    info, commits = citation(), _commits(s, sources)
+    year = max(str(s.entry(r).get("timestamp", "")) for r in sources)[:4] or info["year"]
+    key = citations.key_of(info["key"], where or "home", name)
+    described = [f"artifacts/{r} (sha256 {s.entry(r)['sha256']})" for r in sources]
+    misc, plain = citations.table_entries(info, title, url, described, commits, key, year)
+    tex_path = f"{SITE_TABLES}/{where}{name}.tex"
+    if files.get_file_from_path(tex_path) is not None:
+        raise PluginError(f"table_block {name} appears twice on {page.file.src_uri}; keep one.")
+    tex = to_latex(shown, [f"{title}: {url}", f"From {'; '.join(described)}.",
+                           f"Written at commit(s) {citations.commits_note(commits)}.",
+                           "Generated by the report's site build (pipeline/tables.py); needs \\usepackage{booktabs}."])
+    files.append(File.generated(config, tex_path, content=tex))
+    tex_src = posixpath.relpath(tex_path, posixpath.dirname(page.file.src_uri) or ".")
+    csv_name, tex_name = posixpath.basename(rel), posixpath.basename(tex_path)
+    provenance_rows = table(["artifact", "sha256", "written by", "commit", "finished", "seeds", "settings"],
+                            _source_rows(s, sources))
+    return "\n".join([
+        f'<span class="artifact-download table-block">[Download {text(csv_name)}]({csv_src}){{ download="{csv_name}" }}'
+        f' · [Download {text(tex_name)} (LaTeX, booktabs)]({tex_src}){{ download="{tex_name}" }} ({csv_what})</span>',
+        "", '??? quote "Cite this table"', "",
+        f"    {text(title)}: the table above, at [{text('#' + anchor)}](#{anchor}), {code(url)}. Computed from "
+        f"{'this artifact' if len(sources) == 1 else f'these {len(sources)} artifacts'}, with what the manifest "
+        "records of the run that wrote each (task, commit, settings, seeds):", "",
+        *("    " + line for line in provenance_rows.split("\n")), "",
+        *("    " + line for line in _tabs([("BibTeX", "bibtex", misc), ("Plain text", "text", plain)]))])
+
+
+def report_sources(s: Store) -> list[str]:
+    """Every artifact in the manifest: the report's numbers."""
+    return sorted(s.manifest()["artifacts"])
 
 
 def cite(s: Store) -> str:
-    """BibTeX and plain text for the report, from CITATION.cff; version = the site's git commit."""
-    info = citation()
+    """BibTeX (@misc for classic BibTeX, @software for biblatex) and plain text for the report, from
+    CITATION.cff; the version is the site's git commit, and the commits that wrote the numbers (the
+    manifest's) are named, dirty ones flagged."""
+    misc, software, plain = citations.report_entries(citation(), _commits(s, report_sources(s)))
+    return "\n".join(_tabs([("BibTeX (@misc)", "bibtex", misc), ("biblatex (@software)", "bibtex", software),
+                            ("Plain text", "text", plain)])).rstrip()
 
-    def one_line(v):  # inside the code block nothing is markup, but a backtick fence could close it
-        return str(v).replace("`", "'").replace("\n", " ")
-    title, year, url, commit = (one_line(info[k]) for k in ("title", "year", "url", "commit"))
-    names = [(one_line(n), entity) for n, entity in info["authors"]]
-    authors = " and ".join(f"{{{n}}}" if entity else n for n, entity in names)
-    # Quote-delimited (not brace-delimited) so a braced entity name never makes "{{" in the page.
-    key = re.sub(r"[^a-z0-9]", "", title.lower())[:16] + year
-    bib = "\n".join([f"@software{{{key},", f"  title   = {{{title}}},", f'  author  = "{authors}",',
-                     f"  year    = {{{year}}},", f"  version = {{{commit}}},", f"  url     = {{{url}}},",
-                     f"  note    = {{Generated report; commit {commit}}}", "}"])
-    plain = (f"{text(', '.join(n for n, _ in names))} ({text(year)}). *{text(title)}* (version {text(commit)}). "
-             f"{text(url)}")
-    return "\n".join(['=== "BibTeX"', "", "    ```bibtex", *("    " + l for l in bib.split("\n")),
-                      "    ```", "", '=== "Plain text"', "", f"    {plain}"])
+
+def _short_name(ref) -> str:
+    """"LeCun et al." from the plain citation's author list."""
+    names = ref.plain.split(" (")[0].split(", ")
+    last = [n.split()[-1] for n in names]
+    return last[0] if len(last) == 1 else " and ".join(last) if len(last) == 2 else f"{last[0]} et al."
+
+
+def references(s: Store, page=None) -> str:
+    """Every published work the pages cite (pipeline/citation.py REFERENCES), each under its anchor
+    with plain text, where the report uses it, and BibTeX; then all of them as one .bib download."""
+    out = []
+    for ref in citations.REFERENCES:
+        out += [f"### {text(_short_name(ref))} ({text(ref.fields['year'])}) {{ #{ref.key} }}", "",
+                text(ref.plain), "", f"Used for: {text(ref.used)}.", "",
+                *_tabs([("BibTeX", "bibtex", ref.bibtex())])]
+    src = posixpath.relpath(REFERENCES_BIB, posixpath.dirname(page.file.src_uri) or ".")
+    return "\n".join([f'<span class="artifact-download">[Download every entry ({posixpath.basename(src)})]'
+                      f'({src}){{ download="{posixpath.basename(src)}" }}</span>', "", *out]).rstrip()
+
+
+REFERENCES_BIB = "assets/references.bib"  # every REFERENCES entry, generated by on_files
 
 
 PLACEHOLDERS = {
@@ -764,6 +1004,8 @@ PLACEHOLDERS = {
     "csv": csv_link, "cite": cite, "value": value, "conclusion": conclusion, "dropout_table": dropout_table,
     "kernel": kernel, "filters_check_table": filters_check_table, "own_search_table": own_search_table,
     "models_table": models_table, "own_history": own_history, "verify_table": verify_table,
+    "question_index": question_index, "per_class_table": per_class_table,
+    "table_block": table_block, "download": download, "references": references,
 }
 
 
@@ -840,12 +1082,31 @@ def on_config(config):
     _store = Store()  # $LENET_ARTIFACTS, else artifacts/ in this repository: as the tasks write it
     with plugin_errors():
         check_reference(_store)
+    check_site_url(config)
     return config
 
 
+def check_site_url(config) -> None:
+    """The site's URL is one setting, CITATION.cff's `url`: mkdocs.yml leaves `site_url` out and
+    this sets it (canonical links, sitemap, citations); a site_url set anyway must be the same. While
+    it is the placeholder, say so in one line on stderr (a logged warning would fail --strict builds,
+    which must still pass: the site is usable offline; `invoke deploy` refuses)."""
+    url = citation()["url"]
+    if not config.site_url:
+        config.site_url = url if url.endswith("/") else url + "/"
+    if (config.site_url or "").rstrip("/") != url.rstrip("/"):
+        raise PluginError(f"mkdocs.yml's site_url ({config.site_url}) differs from CITATION.cff's url ({url}); "
+                          "make them the same address (the citations use it).")
+    if citations.is_placeholder(url):
+        print(citations.placeholder_warning(url), file=sys.stderr, flush=True)
+
+
 def on_files(files, config):
-    """Publish every figure under assets/<dir>/ and every CSV under assets/artifacts/."""
+    """Publish every figure under assets/<dir>/, every CSV and the trained weights under
+    assets/artifacts/, the question index's CSV and references.bib. The cited tables' .tex files are
+    added by table_block, as the pages are read."""
     s = _store
+    _build.update(config=config, files=files, generated={})
     with plugin_errors():
         if not any(p.suffix in PLOT_SUFFIXES for p in (s.root / PLOTS_DIR).glob("*")):
             raise PluginError(f"{s.show(PLOTS_DIR)}/ holds no plots; run `invoke plots` to draw them.")
@@ -855,11 +1116,33 @@ def on_files(files, config):
                 if p.suffix in PLOT_SUFFIXES:
                     rel = f"{folder}/{p.name}"
                     files.append(File.generated(config, f"assets/{rel}", abs_src_path=str(s.path(rel))))
-        for rel in sorted(s.manifest()["artifacts"]):  # every CSV, for the download links beside tables
-            if rel.endswith(".csv") and s.exists(rel):
+        for rel in sorted(s.manifest()["artifacts"]):  # every CSV and weights file, for the download links
+            if rel.endswith(PUBLISHED_SUFFIXES) and s.exists(rel):
                 files.append(File.generated(config, f"{SITE_FILES}/{rel}", abs_src_path=str(s.path(rel))))
         official(s)  # every page's notice needs data/dataset.json: fail here, once, if it is absent
+        answers, artifacts = questions.gather(s)
+        index_csv = questions.to_csv(questions.rows(answers, artifacts), config.site_url or "")
+        _build["generated"][questions.INDEX_CSV] = index_csv
+        files.append(File.generated(config, questions.INDEX_CSV, content=index_csv))
+        files.append(File.generated(config, REFERENCES_BIB, content="\n\n".join(
+            r.bibtex() for r in citations.REFERENCES) + "\n"))
     return files
+
+
+TABLE_BLOCK = re.compile(r"\{\{\s*table_block\s+(\w+)")
+
+
+def anchor_cited_tables(markdown: str) -> str:
+    """An anchor (an empty div with the table's id) right above each table placeholder line that a
+    `table_block` on the page cites, so a citation's URL opens at the table itself."""
+    cited = set(TABLE_BLOCK.findall(markdown))
+    out = []
+    for line in markdown.split("\n"):
+        m = re.fullmatch(r"(\s*)\{\{\s*(\w+)\s*\}\}\s*", line)
+        if m and m.group(2) in cited:
+            out += [f'{m.group(1)}<div class="table-anchor" id="{table_anchor(m.group(2))}"></div>', ""]
+        out.append(line)
+    return "\n".join(out)
 
 
 def is_notebook(page) -> bool:
@@ -869,7 +1152,10 @@ def is_notebook(page) -> bool:
 def on_page_markdown(markdown, page, config, files):
     if is_notebook(page):
         return markdown  # Python source, which mkdocs-jupyter renders itself: see the docstring
-    markdown = substitute(_store, markdown, page)
+    markdown = substitute(_store, anchor_cited_tables(markdown), page)
+    note = answered_here(page)
+    if note:
+        markdown = insert_after_title(markdown, note)
     with plugin_errors(f"{page.file.src_uri}: "):
         return markdown if official(_store) else insert_after_title(markdown, unofficial_warning(_store))
 

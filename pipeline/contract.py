@@ -63,6 +63,11 @@ OWN_SEARCH_KEYS = ("widths", "epochs", "batch_size", "lr", "momentum", "weight_d
 OWN_SEARCH_COLUMNS = ("trial", *OWN_SEARCH_KEYS, "val_accuracy", "train_seconds", "params",
                       "device", "data_md5")
 VERIFY_COLUMNS = ("variant", "metric", "committed", "rerun", "difference", "seeds_sd", "verdict")
+# The reference variants (pipeline.model.VARIANTS's keys, which a test checks: the contract stays
+# free of torch) name per_class.csv's columns, one pair per variant.
+REFERENCE_VARIANTS = ("lenet_bn_dropout", "lenet_plain")
+PER_CLASS_COLUMNS = ("class", "images", *(f"{v}_{k}" for v in REFERENCE_VARIANTS for k in ("correct", "accuracy")))
+MISTAKE_COLUMNS = ("index", "label", "prediction", "confidence")
 
 # --- value rules ------------------------------------------------------------------------------
 RULES = {
@@ -174,6 +179,21 @@ CONTRACT: tuple[Artifact, ...] = (
     Artifact("plots/{learning_curves|per_class_accuracy|samples}." + _FIG, "plots",
              "learning curves, per-class test accuracy, the sample grid"),
     Artifact("plots/confusion_{variant}." + _FIG, "plots", "test confusion matrix of a reference run"),
+    Artifact("plots/confident_mistakes_{variant}." + _FIG, "plots",
+             "the test images of `lenet/{variant}/confident_mistakes.csv`, each with its true class, "
+             "the predicted class and the confidence"),
+    Artifact("lenet/{variant}/confident_mistakes.csv", "plots",
+             "the test images a reference run misclassifies with the highest confidence, most confident "
+             "first (ties by index): `index` into the test set, true `label` and `prediction` as class "
+             "indices (as in predictions.csv), `confidence` = the softmax probability of the predicted "
+             "class, recomputed from weights.pt in eval mode; the plots task checks that these weights "
+             "predict exactly predictions.csv", MISTAKE_COLUMNS,
+             checks={"index": "count", "label": "class", "prediction": "class", "confidence": "fraction"}),
+    Artifact("lenet/per_class.csv", "plots",
+             "one row per class: its test images, and per reference run the number classified right and "
+             "the accuracy (a fraction), from the run's confusion.csv", PER_CLASS_COLUMNS,
+             checks={"images": "count", **{f"{v}_correct": "count" for v in REFERENCE_VARIANTS},
+                     **{f"{v}_accuracy": "fraction" for v in REFERENCE_VARIANTS}}),
     Artifact("cs182/gradchecks.csv", "layers",
              "one row per gradient of every backward in `pipeline/numpy_layers.py` (numeric: largest "
              "relative error against centred differences; torch: against autograd, float64); nothing "

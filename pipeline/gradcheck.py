@@ -177,11 +177,17 @@ FORWARD_COLOR, BACKWARD_COLOR = "#000000", "#D55E00"  # Okabe-Ito vermillion: te
 QUESTION_NAMES = {"x": "X", "gamma": "γ", "beta": "β", "mu": "µ", "var": "σ²", "xhat": "Z", "y": "Y"}
 # Layout, in inches (the axes map one data unit to one inch): the graph runs top to bottom.
 ROW_STEP = 1.0      # between consecutive depths
-SIBLING_STEP = 2.6  # between nodes of the same depth (gamma, beta beside xhat)
-ARC_BULGE = 1.5     # how far an edge that skips rows bows out: clears the widest box between
+SIBLING_STEP = 2.2  # between nodes of the same depth (gamma, beta beside xhat)
+ARC_BULGE = 1.7     # how far an edge that skips rows bows out: clears the widest box between
 PAIR_OFFSET = 0.07  # a straight edge's forward and backward arrows, side by side
-FONT_PT = 9         # node labels, monospace: CHAR_PT wide per character, so boxes can be sized
+# Text sizes: the figure comes out about 6 in wide, narrower than the site's column, so its SVG is
+# shown at its natural size, 96 px per inch: 9 pt is 12 px on screen (pipeline/plots.py, MIN_TEXT_PX).
+FONT_PT = 10        # node labels, monospace: CHAR_PT wide per character, so boxes can be sized
+EDGE_FONT_PT = 9    # the dL/d<node> label of each backward arrow
+TITLE_PT = 12
 CHAR_PT, BOX_PAD_PT = 0.6 * FONT_PT, 0.35 * FONT_PT
+SANS_CHAR_EM = 0.62  # DejaVu Sans is at most this wide per character on average (for the margins)
+MARGIN = 0.2         # inches of white around the drawing
 
 
 def _layout() -> dict[str, tuple[float, float]]:
@@ -222,15 +228,22 @@ def bn_graph_figure() -> Figure:
     gamma, beta (grey boxes) and the nodes in forward order (white boxes: the code's name, the
     question's symbol, the NumPy expression); per edge a solid forward arrow and a dashed backward
     arrow labelled with the gradient it carries back, dL/d<source> (a node with two users, xc and
-    x, receives the sum of two such gradients)."""
+    x, receives the sum of two such gradients). The title and the key sit above the graph; the
+    figure is as wide as what it draws, so its text stays legible on the site."""
     pos = _layout()
     expressions = {n.node: n.expression for n in L.BN_GRAPH}
     labels = {name: name + (f"  ({QUESTION_NAMES[name]})" if name in QUESTION_NAMES else "")
               + (f"\n{expressions[name]}" if name in expressions else "") for name in pos}
-    xs, ys = [p[0] for p in pos.values()], [p[1] for p in pos.values()]
-    x_lim = (min(xs) - ARC_BULGE - 0.6, max(xs) + ARC_BULGE + 1.2)  # right: the backward labels
-    y_lim = (min(ys) - 0.5, max(ys) + 1.3)                          # top: title and legend
-    fig = Figure(figsize=(x_lim[1] - x_lim[0], y_lim[1] - y_lim[0]))
+    ys = [p[1] for p in pos.values()]
+    # Left: the widest box or the forward arcs (their middle is ARC_BULGE out); right: also the
+    # backward labels, written from just right of the arcs (or of the edges' middles).
+    label_w = max(len(f"dL/d{i}") for n in L.BN_GRAPH for i in n.inputs) * SANS_CHAR_EM * EDGE_FONT_PT / 72
+    left = min(min(x - _half_box(labels[n])[0] for n, (x, _) in pos.items()), -ARC_BULGE)
+    right = max(max(x + _half_box(labels[n])[0] for n, (x, _) in pos.items()), ARC_BULGE + 0.08 + label_w)
+    x_lim = (left - MARGIN, right + MARGIN)
+    y_lim = (min(ys) - 0.45 - MARGIN, max(ys) + 1.45)  # top: the title, the key under it
+    height = y_lim[1] - y_lim[0]
+    fig = Figure(figsize=(x_lim[1] - x_lim[0], height), facecolor="white")
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(*x_lim)
     ax.set_ylim(*y_lim)
@@ -260,17 +273,22 @@ def bn_graph_figure() -> Figure:
                 ax.annotate("", xy=tuple(end), xytext=tuple(start), zorder=2,
                             arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.2, "linestyle": style,
                                         "mutation_scale": 11, "connectionstyle": f"arc3,rad={rad}", **shrink})
-            # The label sits to the right of the backward arrow's middle.
+            # The label sits to the right of the backward arrow's middle; on a slanted edge, beyond
+            # the backward arrow (away from the forward one), so it covers neither.
             chord = a - b
             middle = (a + b) / 2 + (0.5 * rad * np.array([chord[1], -chord[0]]) if skips else off)
-            ax.text(middle[0] + 0.08, middle[1], f"dL/d{source}", ha="left", va="center", fontsize=8,
-                    color=BACKWARD_COLOR, zorder=4,
-                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})
+            if d[0] == 0 or skips:
+                where, align = middle + np.array([0.08, 0.0]), {"ha": "left", "va": "center"}
+            else:
+                where = middle + off / PAIR_OFFSET * 0.06
+                align = {"ha": "left" if off[0] >= 0 else "right", "va": "bottom" if off[1] > 0 else "top"}
+            ax.text(*where, f"dL/d{source}", fontsize=EDGE_FONT_PT, color=BACKWARD_COLOR, zorder=4,
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"}, **align)
     ax.plot([], [], color=FORWARD_COLOR, lw=1.2, label="forward: computes the node")
     ax.plot([], [], color=BACKWARD_COLOR, lw=1.2, ls="--", label="backward: the gradient sent back")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
-    ax.text(0.5, 0.995, "Batch-norm at training time:\nthe graph of BN_GRAPH (pipeline/numpy_layers.py)",
-            transform=ax.transAxes, ha="center", va="top", fontsize=11)
+    ax.text(0.5, 1 - 0.08 / height, "Batch-norm at training time:\nthe graph of BN_GRAPH (pipeline/numpy_layers.py)",
+            transform=ax.transAxes, ha="center", va="top", fontsize=TITLE_PT)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1 - 0.55 / height), fontsize=FONT_PT, frameon=False)
     return fig
 
 

@@ -29,15 +29,20 @@ CODE = {  # pipeline/stages.py is in each: it shapes every stage's outputs
     # loader's code: hardening pipeline/data.py retrains nothing unless the arrays change.
     "train": ("pipeline/preprocess.py", "pipeline/model.py", "pipeline/train.py", "pipeline/stages.py"),
     "train-own": ("pipeline/preprocess.py", "pipeline/train.py", "pipeline/own_cnn.py", "pipeline/stages.py"),
-    "plots": ("pipeline/plots.py", "pipeline/findings.py", "pipeline/stages.py"),
+    # the galleries rerun the reference models: their code and preprocessing shape the softmax
+    "plots": ("pipeline/plots.py", "pipeline/findings.py", "pipeline/names.py", "pipeline/model.py",
+              "pipeline/preprocess.py", "pipeline/stages.py"),
     "layers": ("pipeline/numpy_layers.py", "pipeline/gradcheck.py", "pipeline/numpy_bench.py", "pipeline/plots.py"),
     "filters": ("pipeline/filters.py", "pipeline/numpy_layers.py", "pipeline/plots.py", "pipeline/stages.py"),
 }
 
 
 def code_files(stage: str) -> list[Path]:
-    if stage == "answers":
-        return sorted(p.relative_to(REPO) for p in (REPO / "pipeline" / "answers").glob("*.py"))
+    if stage == "answers":  # every computing module (not the site's page renderers), and the LeNet
+        # that COM S 573 4(a) is checked against
+        pages = {"render.py", "questions.py", "errata_page.py"}
+        return sorted([p.relative_to(REPO) for p in (REPO / "pipeline" / "answers").glob("*.py")
+                       if p.name not in pages] + [Path("pipeline/model.py")])
     return [Path(p) for p in CODE[stage]]
 
 
@@ -357,18 +362,104 @@ def filters_outputs(x, y, idx, images: int) -> dict:
 
 # --- plots ------------------------------------------------------------------------------------------
 
+EVAL_BATCH = 1000  # test images per forward pass of the galleries (eval mode: no effect on the result)
+
+
+def plots_data(source, allow_unofficial: bool, dataset: dict, cache_dir: Path = CACHE) -> dict:
+    """The split arrays of the data the reference runs were trained on (the galleries need every
+    test image). Found as every stage finds it (--source, $CIFAR10_PATH, the cache), else where
+    `invoke data` recorded it (dataset.json's source); never downloaded here. Data that is not
+    official is accepted if dataset.json says the reference was trained on it (the user accepted
+    it then); either way its md5s must be dataset.json's."""
+    from pipeline import data as D
+    if source is None and D.resolve_source(None, cache_dir=cache_dir) is None:
+        source = dataset.get("source")
+        if not source or not Path(source).exists():
+            raise UserError("the plots stage needs the CIFAR-10 test images the reference runs were tested "
+                            f"on (md5s in artifacts/data/dataset.json), and {source or 'no source'} is not "
+                            f"there; pass --source or set {D.PATH_ENV}")
+    raw, info = load_dataset(source, allow_unofficial or not dataset["official"], cache_dir)
+    if info["md5s"] != dataset["md5s"]:
+        raise UserError(f"the CIFAR-10 files at {info['source']} are not the ones the reference runs were "
+                        "trained on (their md5s differ from artifacts/data/dataset.json); pass --source "
+                        "with that data")
+    return raw
+
+
+def reference_softmax(variant: str, state_dict: dict, raw: dict):
+    """(N_test, n_classes) float64: a reference run's softmax on the test set, as its training run
+    evaluated it: the test images preprocessed in the variant's mode (fitted on the training
+    images, as `invoke train` does), the weights in build_model(variant), eval mode (batch-norm's
+    running statistics, no dropout)."""
+    import torch
+
+    from pipeline.model import build_model, get_variant
+    from pipeline.preprocess import preprocess
+    (_, x_test), _ = preprocess(raw["x_train"], raw["x_test"], mode=get_variant(variant).preprocess)
+    model = build_model(variant)
+    model.load_state_dict(state_dict)  # strict: the file must hold exactly this model's tensors
+    model.eval()
+    with torch.inference_mode():
+        logits = torch.cat([model(torch.from_numpy(x_test[i:i + EVAL_BATCH]))          # (B, n_classes)
+                            for i in range(0, len(x_test), EVAL_BATCH)])
+    return torch.softmax(logits.double(), dim=1).numpy()
+
+
+def check_reference_run(variant: str, probs, predictions, confusion, y_test) -> None:
+    """A reference run's files must agree with each other and with the data: predictions.csv lists
+    the test images in order with the data's labels, the weights' argmax is its prediction for
+    every image, and confusion.csv counts those predictions. Otherwise a one-line UserError."""
+    import numpy as np
+    where = f"lenet/{variant}"
+    index, labels = predictions["index"].to_numpy(), predictions["label"].to_numpy()
+    committed = predictions["prediction"].to_numpy()
+    if not (np.array_equal(index, np.arange(len(y_test))) and np.array_equal(labels, y_test)):
+        raise UserError(f"{where}/predictions.csv does not list the {len(y_test):,} test images of "
+                        "artifacts/data/dataset.json in order with their labels; it is not a run on this data")
+    differ = np.flatnonzero(np.asarray(probs).argmax(axis=1) != committed)
+    if differ.size:
+        raise UserError(f"{where}/weights.pt predicts another class than {where}/predictions.csv for "
+                        f"{differ.size:,} of {len(y_test):,} test images (first: index {differ[0]}); the "
+                        "two files are not of one run, or the test images are not its; nothing written")
+    n = len(confusion)
+    if not np.array_equal(np.asarray(confusion), np.bincount(labels * n + committed, minlength=n * n).reshape(n, n)):
+        raise UserError(f"{where}/confusion.csv does not count the predictions of {where}/predictions.csv; "
+                        "the two files are not of one run; nothing written")
+
+
 def plots_outputs(summary, logs: dict, confusions: dict, predictions: dict, classes, samples,
-                  own_log: list[dict] | None) -> dict:
-    """Figures of the reference runs (and the own CNN's log when it exists), and the sentences
-    the results page states about them (lenet/findings.json)."""
+                  own_log: list[dict] | None, test_set, probs: dict) -> dict:
+    """Figures of the reference runs (and the own CNN's log when it exists), the galleries of
+    their most confident mistakes, per-class accuracy as numbers, and the sentences the results
+    page states about them (lenet/findings.json).
+
+    Args: predictions: variant -> predictions.csv as an int DataFrame; samples: the sample grid's
+    (images, labels, indices); test_set: (x_test (N, 32, 32, 3) uint8, y_test (N,)) of the data the
+    runs were tested on; probs: variant -> reference_softmax (checked against predictions.csv).
+    """
     from pipeline import findings
     from pipeline import plots as P
+    missing = [v for v in contract.REFERENCE_VARIANTS if v not in confusions]
+    if missing:
+        raise UserError(f"lenet/per_class.csv needs every reference run, and lenet/summary.csv lacks "
+                        f"{', '.join(missing)}; run `invoke train` first")
+    x_test, y_test = test_set
     images, labels, indices = samples
     preds = {v: p.set_index("index").loc[indices, "prediction"].to_numpy() for v, p in predictions.items()}
     out = {}
-    for name, fig in P.figures(logs, confusions, classes, images, labels, preds).items():
+    figures = P.figures(logs, confusions, classes, images, labels, preds)
+    for v in confusions:
+        check_reference_run(v, probs[v], predictions[v], confusions[v], y_test)
+        rows = P.confident_mistakes(probs[v], y_test, P.MISTAKES_SHOWN)
+        wrong = int((probs[v].argmax(axis=1) != y_test).sum())
+        chosen = x_test[[r["index"] for r in rows]] if rows else x_test[:0]
+        figures[f"{P.MISTAKES_PREFIX}{v}"] = P.mistakes_figure(chosen, rows, classes, v, wrong)
+        out[f"lenet/{v}/confident_mistakes.csv"] = rows
+    for name, fig in figures.items():
         for ext in ("png", "svg"):
             out[f"plots/{name}.{ext}"] = P.to_bytes(fig, ext)
+    out["lenet/per_class.csv"] = P.per_class_rows({v: confusions[v] for v in contract.REFERENCE_VARIANTS},
+                                                  classes)
     if own_log is not None:
         fig = P.own_log_figure([{k: float(v) for k, v in r.items()} for r in own_log])
         for ext in ("png", "svg"):

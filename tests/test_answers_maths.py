@@ -166,6 +166,13 @@ def test_fir1d_matches_numpy_convolve(x, h, x0, h0):
     np.testing.assert_allclose(conv.fir1d(x, x0, h, h0, n0, n1), ref, atol=ATOL)
 
 
+@EXAMPLES
+@given(st.integers(0, 10 ** 12), st.lists(st.integers(1, 999), min_size=1, max_size=4))
+def test_tex_numbers_read_back(n, dims):
+    assert int(conv.tex_int(n).replace("{,}", "")) == n and "," not in conv.tex_int(n).replace("{,}", "")
+    assert [int(d) for d in conv.tex_dims(*dims).split(r" \times ")] == dims
+
+
 # --- batchnorm.py --------------------------------------------------------------------------------
 
 @EXAMPLES
@@ -260,6 +267,10 @@ def test_running_stats_rule_matches_batchnorm1d(momentum):
     lambda: cs182.q3e(layers=(("fc", 3),)),                         # FC before FLATTEN
     lambda: cs182.q3e(layers=(("conv", 10), ("dense", 3))),
     lambda: cs182.q3f(x3=np.eye(7)),                                # not a shift of x1 or x2
+    lambda: cs182.q3f_net(0, "reflect"),                            # not one of the paddings studied
+    lambda: cs182.q3f_seam(x1=np.eye(7)),                           # the seam study needs line images
+    lambda: coms573.q4a(input_shape=(3, 4, 4)),                     # a 5x5 kernel on a 4x4 image
+    lambda: coms573.q4a(n_classes=0),
 ])
 def test_impossible_givens_raise_one_clear_sentence(call):
     with pytest.raises(ValueError) as info:

@@ -41,7 +41,7 @@ def errata() -> list[dict]:
 
 def compute_all() -> dict:
     """{answer id: answer} for CSCE-421 Q1-Q3, COM S 573 Q1-Q3, CS182 Q1-Q3 (+5(b)) and "errata"."""
-    from pipeline.answers import coms573, cs182, csce421
+    from pipeline.answers import coms573, cs182, csce421, slips
     from pipeline.answers.record import answer
 
     with single_thread():
@@ -51,5 +51,6 @@ def compute_all() -> dict:
         found, "Which steps of the worked solutions (COM S 573 seed 002, CSCE-421 walkthrough seed 000) "
         "are wrong, and what is right?",
         "one computation per erratum, listed in its check / check_result",
-        {"agrees": all(e["check_result"]["agrees"] for e in found), "count": len(found)})
+        {"agrees": all(e["check_result"]["agrees"] for e in found), "count": len(found)},
+        extraction=slips.extraction_notes())  # damage judged the extraction's, not the authors'
     return out

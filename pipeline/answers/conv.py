@@ -37,6 +37,25 @@ def pair(name: str, value) -> tuple[int, int]:
     return value, value
 
 
+# --- numbers as TeX, for the answers' prose -----------------------------------------------------
+
+def tex_int(n) -> str:
+    """A whole number for TeX, thousands grouped as the prose groups them: 294912 -> 294{,}912
+    (a bare comma in maths mode would be set as punctuation, with a space after it)."""
+    return f"{int(n):,}".replace(",", "{,}")
+
+
+def tex_dims(*sizes) -> str:
+    """A shape for TeX: 15, 15, 3 -> 15 \\times 15 \\times 3 (symbols work too: "H", "W")."""
+    return r" \times ".join(str(s) for s in sizes)
+
+
+def tex_matrix(M) -> str:
+    """A matrix of numbers (rows of a list of lists) as an inline TeX bmatrix."""
+    rows = [" & ".join(str(int(v)) if float(v).is_integer() else f"{float(v):g}" for v in row) for row in M]
+    return r"\begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
+
+
 # --- sizes and counts ------------------------------------------------------------------------
 
 def out_size_expr(size, kernel, stride, padding):

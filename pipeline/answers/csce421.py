@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from pipeline.answers import batchnorm as bn
-from pipeline.answers.conv import conv2d_output_shape, conv_output_size, conv_params, require_int
+from pipeline.answers.conv import (conv2d_output_shape, conv_output_size, conv_params, require_int, tex_dims,
+                                   tex_int, tex_matrix)
 from pipeline.answers.record import agreement, answer, fmt
 from pipeline.errors import UserError
 
@@ -33,8 +34,9 @@ Q3_BETA = (0, -10, 10)
 Q2_IN_CHANNELS = 128
 Q2_MAIN_PATH = ((3, 256, 2), (3, 256, 1))
 Q2_ASSUMPTION = ("The block's figure was lost in extraction. Following the worked walkthrough: the "
-                 "input has 128 feature maps; the main path is a 3x3 convolution to 256 maps with "
-                 "stride 2, then a 3x3 convolution 256 -> 256 with stride 1 ('same' padding, no bias).")
+                 "input has 128 feature maps; the main path is a $3 \\times 3$ convolution to 256 maps "
+                 "with stride 2, then a $3 \\times 3$ convolution $256 \\to 256$ with stride 1 ('same' "
+                 "padding, no bias).")
 
 
 def _torch_conv_facts(c_in: int, c_out: int, kernel: int, stride: int, padding: int, h: int, w: int,
@@ -56,18 +58,19 @@ def q1(h: int = 15, w: int = 15, c: int = 3, filters: int = 28, kernel: int = 3,
     params = conv_params(c, filters, kernel, bias=True)
     per_filter = kernel * kernel * filter_depth
     torch_params, torch_shape = _torch_conv_facts(c, filters, kernel, stride, padding, h, w)
-    question = (f"A single ({h} x {w} x {c}) image is passed through a convolutional layer with "
-                f"{filters} filters, each of size ({kernel} x {kernel} x {filter_depth}), padding "
+    question = (f"A single ${tex_dims(h, w, c)}$ image is passed through a convolutional layer with "
+                f"{filters} filters, each of size ${tex_dims(kernel, kernel, filter_depth)}$, padding "
                 f"{padding}, stride {stride}.")
     givens = {"input": [h, w, c], "filters": filters, "kernel": [kernel, kernel, filter_depth],
               "padding": padding, "stride": stride}
-    check = (f"torch.nn.Conv2d({c}, {filters}, {kernel}, stride={stride}, padding={padding}) applied "
-             f"to a zero (1, {c}, {h}, {w}) tensor: output shape and sum of parameter numels")
+    check = (f"`torch.nn.Conv2d({c}, {filters}, {kernel}, stride={stride}, padding={padding})` applied "
+             f"to a zero tensor of shape `(1, {c}, {h}, {w})`: its output shape, and the sum of its "
+             "parameters' `numel()`")
     return {
         "csce421.q1.output_shape": answer(
             out, question + " What is the size of the output feature map volume?", check,
-            agreement(out, torch_shape), givens=givens, unit="H x W x C",
-            method=r"$H_{out} = (H + 2P - K)/S + 1$ per spatial axis; depth = number of filters.",
+            agreement(out, torch_shape), givens=givens, unit=f"${tex_dims('H', 'W', 'C')}$",
+            method=r"$H_{out} = (H + 2P - K)/S + 1$ per spatial axis; the depth is the number of filters.",
             steps=[
                 f"Padded input: ${h} + 2\\cdot{padding} = {h + 2 * padding}$.",
                 f"$H_{{out}} = ({h} + 2\\cdot{padding} - {kernel})/{stride} + 1 = {out[0]}$, "
@@ -77,7 +80,7 @@ def q1(h: int = 15, w: int = 15, c: int = 3, filters: int = 28, kernel: int = 3,
         "csce421.q1.params": answer(
             params, question + " What is the number of parameters in this layer (including bias)?",
             check, agreement(params, torch_params), givens=givens, unit="parameters",
-            method="(weights per filter + 1 bias) x number of filters.",
+            method="The weights of one filter plus its one bias, times the number of filters.",
             steps=[f"Weights per filter: ${kernel}\\cdot{kernel}\\cdot{filter_depth} = {per_filter}$.",
                    f"Plus one bias: ${per_filter} + 1 = {per_filter + 1}$.",
                    f"Times {filters} filters: ${per_filter + 1}\\cdot{filters} = {params}$."]),
@@ -145,36 +148,39 @@ def q2(in_channels: int = Q2_IN_CHANNELS, main_path=Q2_MAIN_PATH, size: int = 32
                                                          for k, c_out, s in main_path]}
     shapes = {"input": [size, size, in_channels], "main_path_out": [main_size, main_size, c],
               "shortcut_out": [skip_size, skip_size, sc["out_channels"]]}
-    check = ("the block built from torch.nn.Conv2d layers (bias=False) with this shortcut: it runs "
-             f"on a (1, {in_channels}, {size}, {size}) input (so the add is well defined) and its "
-             "parameters are counted with numel()")
+    check = ("the block built from `torch.nn.Conv2d` layers (`bias=False`) with this shortcut: it runs "
+             f"on an input of shape `(1, {in_channels}, {size}, {size})` (so the add is well defined) and "
+             "its parameters are counted with `numel()`")
     layer_steps, c = [], in_channels
     for n, (k, c_out, s) in enumerate(main_path, start=1):
-        layer_steps.append(f"Main conv {n} ({k}x{k}, {c} -> {c_out}, stride {s}): "
-                           f"${k}\\cdot{k}\\cdot{c}\\cdot{c_out}$ = {by_layer[f'main_conv{n}']:,}.")
+        layer_steps.append(f"Main conv {n} (${k} \\times {k}$, ${c} \\to {c_out}$, stride {s}): "
+                           f"${k}\\cdot{k}\\cdot{c}\\cdot{c_out} = {tex_int(by_layer[f'main_conv{n}'])}$.")
         c = c_out
-    layer_steps.append(f"Shortcut (1x1, {in_channels} -> {sc['out_channels']}, stride {sc['stride']}): "
-                       f"$1\\cdot1\\cdot{in_channels}\\cdot{sc['out_channels']}$ = {by_layer['shortcut_conv1x1']:,}.")
+    layer_steps.append(f"Shortcut ($1 \\times 1$, ${in_channels} \\to {sc['out_channels']}$, "
+                       f"stride {sc['stride']}): $1\\cdot1\\cdot{in_channels}\\cdot{sc['out_channels']} = "
+                       f"{tex_int(by_layer['shortcut_conv1x1'])}$.")
     return {
         "csce421.q2.shortcut": answer(
             sc, question + "what projection shortcut operations are required on the skip connection?",
             check, agreement(list(y.shape[1:]), [sc["out_channels"], main_size, main_size])
             | {"output_shape_NCHW": list(y.shape)},
             givens=givens, assumption=Q2_ASSUMPTION, demonstration=shapes,
-            method="Match F(x)'s depth with a 1x1 convolution and its spatial size with the main "
-                   "path's total stride: y = F(x) + W_s x.",
-            steps=[f"Main path output: {main_size} x {main_size} x {c} from {size} x {size} x {in_channels} "
-                   f"(total stride {sc['stride']}).",
-                   f"Depth {in_channels} -> {sc['out_channels']}: {sc['out_channels']} filters of size 1x1.",
-                   f"Spatial {size} -> {skip_size}: stride {sc['stride']} on that 1x1 convolution "
-                   f"($({size} - 1)/{sc['stride']} + 1 = {skip_size}$, floored).",
+            method="Match the depth of $F(x)$ with a $1 \\times 1$ convolution and its spatial size "
+                   "with the main path's total stride: $y = F(x) + W_s x$.",
+            steps=[f"Main path output: ${tex_dims(main_size, main_size, c)}$ from "
+                   f"${tex_dims(size, size, in_channels)}$ (total stride {sc['stride']}).",
+                   f"Depth ${in_channels} \\to {sc['out_channels']}$: {sc['out_channels']} filters of "
+                   "size $1 \\times 1$.",
+                   f"Spatial size ${size} \\to {skip_size}$: stride {sc['stride']} on that $1 \\times 1$ "
+                   f"convolution, $\\lfloor({size} - 1)/{sc['stride']}\\rfloor + 1 = {skip_size}$.",
                    "Both paths now give the same shape, so the element-wise add is defined."]),
         "csce421.q2.params": answer(
             total, question + "what is the total number of trainable parameters in the block "
             "(ignore biases, include the skip connection)?", check, agreement(total, torch_total),
             givens=givens, assumption=Q2_ASSUMPTION, unit="parameters",
-            method="Sum over the three convolutions of K x K x C_in x C_out (no bias; stride does not matter).",
-            steps=layer_steps + [f"Total: {' + '.join(f'{v:,}' for v in by_layer.values())} = {total:,}."]),
+            method="Sum over the three convolutions of $K \\times K \\times C_{in} \\times C_{out}$ (no "
+                   "bias; the stride does not matter).",
+            steps=layer_steps + [f"Total: ${' + '.join(tex_int(v) for v in by_layer.values())} = {tex_int(total)}$."]),
         "csce421.q2.params_by_layer": answer(
             by_layer, "Trainable parameters of each convolution in the residual block (no biases).",
             check, {"value": torch_by_layer, "agrees": torch_by_layer == by_layer},
@@ -209,12 +215,13 @@ def bn_answers(prefix: str, z=Q3_Z, gamma=Q3_GAMMA, beta=Q3_BETA, eps: float = 0
         layer.bias.copy_(torch.as_tensor(beta_a))
         torch_tilde = layer(torch.as_tensor(x)).numpy().T
     torch_mu, torch_var = x.mean(axis=0), torch.var(torch.as_tensor(x), dim=0, unbiased=False).numpy()
-    check = (f"torch.nn.BatchNorm1d({d}, eps={max(eps, bn.TORCH_EPS):g}) in training mode on the "
-             f"batch as ({m}, {d}); torch requires eps > 0 in training, so results agree to ~1e-9")
     tol = 1e-9
-    question = (f"A batch-norm layer receives m = {m} examples from a fully connected layer with {d} "
-                f"units, the {d} x {m} matrix Z = {Z.astype(int).tolist() if np.all(Z == Z.round()) else Z.tolist()} "
-                f"(one column per example); eps = {eps:g}.")
+    check = (f"`torch.nn.BatchNorm1d({d}, eps={max(eps, bn.TORCH_EPS):g})` in training mode on the "
+             f"batch as a `({m}, {d})` tensor; torch requires $\\epsilon > 0$ in training, so the "
+             f"results agree to within $10^{{{round(math.log10(tol))}}}$")
+    question = (f"A batch-norm layer receives $m = {m}$ examples from a fully connected layer with {d} "
+                f"units, the ${tex_dims(d, m)}$ matrix $Z = {tex_matrix(Z)}$ (one column per example); "
+                f"$\\epsilon = {eps:g}$.")
     givens = {"Z": Z, "m": m, "eps": eps}
     unit_steps = [f"Unit {u + 1}: $\\mu = {fmt(mu[u])}$, $\\sigma^2 = {fmt(var[u])}$, "
                   f"$\\sigma = {fmt(math.sqrt(var[u]))}$, "
@@ -228,20 +235,21 @@ def bn_answers(prefix: str, z=Q3_Z, gamma=Q3_GAMMA, beta=Q3_BETA, eps: float = 0
     r1 = demo["after_one_step"]
     train_vs_test = (
         "Training: each unit is normalised with the mean and variance of the current mini-batch "
-        "(so an example's output depends on the other examples in its batch), gamma and beta are "
-        "learned by back-propagation, and a running average of the batch means and (unbiased) "
-        f"variances is kept: running <- (1 - {demo['momentum']}) running + {demo['momentum']} batch. "
+        "(so an example's output depends on the other examples in its batch), $\\gamma$ and $\\beta$ "
+        "are learned by back-propagation, and a running average of the batch means and (unbiased) "
+        f"variances is kept: $r \\leftarrow (1 - {demo['momentum']})\\,r + {demo['momentum']}\\,r_B$ for "
+        "each running statistic $r$ and its value $r_B$ on the batch. "
         "Testing: no statistics are computed from the test data; the stored running mean and "
-        "variance and the learned gamma, beta are used, so the layer is a fixed per-unit affine map "
-        "and each example is normalised on its own. Demonstrated on this batch with "
-        f"torch.nn.BatchNorm1d: after one training step the running mean is {fmt(r1['running_mean'], 4)} "
+        "variance and the learned $\\gamma$, $\\beta$ are used, so the layer is a fixed per-unit affine "
+        "map and each example is normalised on its own. Demonstrated on this batch with "
+        f"`torch.nn.BatchNorm1d`: after one training step the running mean is {fmt(r1['running_mean'], 4)} "
         f"and eval outputs differ from train outputs by up to "
         f"{demo['max_abs_train_minus_eval_after_one_step']:.3g}; after {demo['passes']} steps the "
         f"running variance reaches the unbiased {fmt(demo['batch_var_unbiased'], 4)}, not "
-        f"{fmt(demo['batch_var_biased'], 4)}, "
-        f"so eval = {demo['eval_over_train_ratio']:.4f} x train (= sqrt((m-1)/m)). In training mode "
-        f"a batch of one cannot be normalised: torch raises '{one['torch_batchnorm1d_error']}', and "
-        f"the formula gives z_hat = 0, output = beta for every input, gradient {fmt(one['grad_wrt_input'])}.")
+        f"{fmt(demo['batch_var_biased'], 4)}, so the eval output is {demo['eval_over_train_ratio']:.4f} "
+        "times the train output ($\\sqrt{(m-1)/m}$). In training mode a batch of one cannot be "
+        f"normalised: torch raises `{one['torch_batchnorm1d_error']}`, and the formula gives "
+        f"$\\hat{{z}} = 0$, an output of $\\beta$ for every input, and the gradient {fmt(one['grad_wrt_input'])}.")
     test_batch_size = (
         "It does not affect the results (in eval mode): the statistics are fixed numbers learned in "
         "training, so each test example's output is the same whether it is evaluated alone or in a "
@@ -254,32 +262,32 @@ def bn_answers(prefix: str, z=Q3_Z, gamma=Q3_GAMMA, beta=Q3_BETA, eps: float = 0
         f"{prefix}.mu": answer(mu, question + " Per-unit batch mean.", check,
                                agreement(mu, torch_mu, tol), givens=givens,
                                method=r"$\mu = \frac{1}{m}\sum_i z_i$, per unit (row)."),
-        f"{prefix}.var": answer(var, question + " Per-unit batch variance (1/m).", check,
+        f"{prefix}.var": answer(var, question + " Per-unit batch variance (dividing by $m$).", check,
                                 agreement(var, torch_var, tol), givens=givens,
                                 method=r"$\sigma^2 = \frac{1}{m}\sum_i (z_i - \mu)^2$, per unit."),
         f"{prefix}.z_hat": answer(
-            z_hat.T, question + f" What are the z_hat_i? Express the answer as a {d} x {m} matrix.",
+            z_hat.T, question + f" What are the $\\hat{{z}}_i$? Express the answer as a ${tex_dims(d, m)}$ matrix.",
             check, agreement(z_hat.T, torch_hat, tol), givens=givens,
             method=r"$\hat z_i = (z_i - \mu)/\sqrt{\sigma^2 + \epsilon}$ for each unit separately.",
             steps=unit_steps),
         f"{prefix}.z_tilde": answer(
-            z_tilde.T, question + f" With gamma = {list(gamma)} and beta = {list(beta)}, what are the "
-            f"z_tilde_i? Express the answer as a {d} x {m} matrix.", check,
+            z_tilde.T, question + f" With $\\gamma = {fmt(gamma_a)}$ and $\\beta = {fmt(beta_a)}$, what "
+            f"are the $\\tilde{{z}}_i$? Express the answer as a ${tex_dims(d, m)}$ matrix.", check,
             agreement(z_tilde.T, torch_tilde, tol), givens=givens | {"gamma": gamma_a, "beta": beta_a},
-            method=r"$\tilde z_i = \gamma \hat z_i + \beta$, gamma and beta one value per unit (row).",
+            method=r"$\tilde z_i = \gamma \hat z_i + \beta$, with one $\gamma$ and one $\beta$ per unit (row).",
             steps=[f"Row {u + 1}: ${fmt(gamma_a[u])}\\cdot{fmt(z_hat.T[u])} + ({fmt(beta_a[u])}) "
                    f"= {fmt(z_tilde.T[u])}$" for u in range(d)]),
         f"{prefix}.train_vs_test": answer(
             train_vs_test, "Describe the differences of computations required for batch "
             "normalization during training and testing.",
-            "torch.nn.BatchNorm1d run in train and eval mode on this batch; the running-statistics "
+            "`torch.nn.BatchNorm1d` run in train and eval mode on this batch; the running-statistics "
             "rule re-implemented and compared with torch step by step",
             {"agrees": bool(rs["rule_matches_torch_max_abs"] < 1e-9 and one["torch_batchnorm1d_error"]),
              "rule_matches_torch_max_abs": rs["rule_matches_torch_max_abs"]},
             demonstration={"train_vs_eval": demo, "running_stats": rs, "batch_size_one": one}),
         f"{prefix}.test_batch_size": answer(
             test_batch_size, "Describe how the batch size during testing affects testing results.",
-            "a torch.nn.BatchNorm1d trained for 50 steps, then evaluated on the same test examples "
+            "a `torch.nn.BatchNorm1d` trained for 50 steps, then evaluated on the same test examples "
             "in batches of different sizes, in eval and in train mode",
             {"agrees": bool(sizes["eval_one_by_one_equals_full_batch"])}, demonstration=sizes),
     }

@@ -1,0 +1,375 @@
+"""The report as one PDF, printed by Chromium from the built site (issue 13, item 3).
+
+The built site is served on 127.0.0.1 (a free port) and Chromium, driven by Playwright, prints
+every page of mkdocs.yml's `nav` in order (`page.pdf`: A4, backgrounds, margins, a header with
+the section number and page title). Before a page is printed, the content a reader needs is made
+visible: collapsed blocks are opened (provenance, run histories, the independent checks; the
+print stylesheet keeps only the code listings shut), every tab of a tabbed block is shown under
+its own label (Material's print stylesheet), figures are kept whole, and lazy images are loaded. pypdf then merges a cover (title, the three homeworks,
+the commit, a numbered table of contents with page numbers) with the pages, stamps continuous
+page numbers ("page 7 of 95") from a one-print overlay, adds a bookmark outline numbered as the
+contents are, and turns links into the PDF's own pages into internal links. Nothing outside
+127.0.0.1 is requested: the print is offline.
+
+Pure functions (the page order, the numbering, the outline plan, the cover) need no browser and
+are unit-tested; `build` is the one entry point that does.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import http.server
+import io
+import posixpath
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urldefrag, urljoin, urlparse
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's Chromium: Playwright's own download does not work here
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+PDF_NAME = "report.pdf"  # written into the site folder; every page links it (hooks/pdf_link.py)
+PAPER = "A4"
+# Room above and below for the header (section and title) and the footer (page number).
+MARGIN = {"top": "18mm", "bottom": "16mm", "left": "14mm", "right": "14mm"}
+SCALE = 0.8  # the screen layout at 80 %: body text about 10 pt on paper, as a printed report has
+IMAGE_TIMEOUT_MS = 20_000  # all images of one page loaded, or print what there is
+NAV_TIMEOUT_MS = 60_000    # the longest notebook page loads in a few seconds on a loaded 2-core machine
+HEADER_STYLE = "font-size:7.5px; color:#555; width:100%; margin:0 14mm; display:flex; justify-content:space-between;"
+
+
+# --- the page order ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the report's table of contents: a nav section or a page."""
+    number: str        # "2", "1.3"; "" for the unnumbered home page
+    title: str         # as the nav names it
+    depth: int         # 0 for top-level items, 1 inside a section
+    url: str | None    # the page's URL relative to the site root ("lenet/data/"); None for a section
+
+    @property
+    def heading(self) -> str:
+        if not self.number:
+            return self.title
+        # "1.2 · 4.1 Loading CIFAR-10": a dot between our number and a question number in the title
+        return f"{self.number}{' · ' if self.title[:1].isdigit() else ' '}{self.title}"
+
+
+def url_of(src: str, use_directory_urls: bool = True) -> str:
+    """A docs path's URL relative to the site root: lenet/data.md -> lenet/data/, index.md -> ''
+    (mkdocs' use_directory_urls; notebooks, .py and .ipynb, become pages the same way)."""
+    stem = re.sub(r"\.(md|py|ipynb)$", "", src)
+    if not use_directory_urls:
+        return stem + ".html"
+    if stem == "index":
+        return ""
+    return stem[: -len("index")] if stem.endswith("/index") else stem + "/"
+
+
+def entries(nav: list, use_directory_urls: bool = True) -> list[Entry]:
+    """The nav as numbered entries, in reading order. Top-level items are numbered 1, 2, ...,
+    except a home page first in the nav (index.md), which is the unnumbered introduction; pages in
+    a section are numbered 1.1, 1.2, ... A section's page without a title takes its file name."""
+    out: list[Entry] = []
+
+    def walk(items, prefix: str, depth: int):
+        n = 0
+        for item in items:
+            title, value = next(iter(item.items())) if isinstance(item, dict) else (None, item)
+            if isinstance(value, str) and re.match(r"[a-z]+://", value):
+                continue  # an external link in the nav is no page of the report
+            if depth == 0 and not out and isinstance(value, str) and url_of(value) == "":
+                out.append(Entry("", title or "Home", 0, ""))
+                continue
+            n += 1
+            number = f"{prefix}{n}"
+            if isinstance(value, list):
+                out.append(Entry(number, title or number, depth, None))
+                walk(value, number + ".", depth + 1)
+            else:
+                out.append(Entry(number, title or posixpath.basename(url_of(value).rstrip("/")), depth,
+                                 url_of(value, use_directory_urls)))
+
+    walk(nav, "", 0)
+    return out
+
+
+def read_config(config_file: Path) -> dict:
+    """mkdocs.yml read with mkdocs' own YAML loader (it knows !ENV and !relative)."""
+    from mkdocs.utils.yaml import yaml_load
+    with open(config_file, encoding="utf-8") as f:
+        return yaml_load(f)
+
+
+def published_url(citation_cff: Path) -> str | None:
+    """The site's address when mkdocs.yml leaves `site_url` to a hook: CITATION.cff's `url`, the one
+    place it is set (issue 13, item 4); None without one."""
+    import yaml
+    try:
+        return (yaml.safe_load(citation_cff.read_text(encoding="utf-8")) or {}).get("url") or None
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def pages(items: list[Entry]) -> list[Entry]:
+    """The entries that are pages (printed), in order."""
+    return [e for e in items if e.url is not None]
+
+
+# --- the outline and the contents ---------------------------------------------------------------
+
+def start_pages(items: list[Entry], page_counts: list[int], first: int) -> dict[str, int]:
+    """The 0-based PDF page each entry starts on, keyed by its heading: the pages are printed in
+    order from `first` (after the cover) with `page_counts` pages each; a section starts where its
+    first page does."""
+    printed = pages(items)
+    if len(page_counts) != len(printed):
+        raise ValueError(f"{len(page_counts)} page counts for {len(printed)} pages")
+    at, start = first, {}
+    for e, count in zip(printed, page_counts):
+        start[e.heading] = at
+        at += count
+    for i, e in enumerate(items):
+        if e.url is None:
+            later = next((x for x in items[i + 1:] if x.url is not None), None)
+            start[e.heading] = start[later.heading] if later else at
+    return start
+
+
+def outline_plan(items: list[Entry], page_counts: list[int], first: int) -> list[tuple[int, str, int]]:
+    """(depth, heading, 0-based page) per entry, in order: the PDF's bookmarks, a section's pages
+    nested under it."""
+    start = start_pages(items, page_counts, first)
+    return [(e.depth, e.heading, start[e.heading]) for e in items]
+
+
+def cover_html(title: str, homeworks: list[str], commit: str, items: list[Entry],
+               start: dict[str, int] | None, site_url: str | None = None) -> str:
+    """The cover: title, the homeworks, the commit, and the numbered contents with the page each
+    entry starts on (1-based, as the footer counts; blank while the pages are not yet counted)."""
+    def row(e: Entry) -> str:
+        page = str(start[e.heading] + 1) if start else ""
+        pad = 1.4 * e.depth
+        weight = "bold" if e.depth == 0 else "normal"
+        return (f'<tr><td style="padding-left:{pad}em;font-weight:{weight}">{html.escape(e.heading)}</td>'
+                f'<td class="p">{page}</td></tr>')
+    hw = "".join(f"<li>{html.escape(h)}</li>" for h in homeworks)
+    url = f'<p class="meta">Online: {html.escape(site_url)}</p>' if site_url else ""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+  body {{ font-family: "DejaVu Sans", Arial, sans-serif; color: #222; margin: 0; }}
+  h1 {{ font-size: 24px; margin: 30mm 0 6mm; color: #303f9f; }}
+  .meta {{ font-size: 11px; color: #555; margin: 1mm 0; }}
+  ul {{ font-size: 14px; margin: 4mm 0 10mm; }}
+  h2 {{ font-size: 15px; margin: 8mm 0 3mm; }}
+  table {{ border-collapse: collapse; width: 100%; font-size: 11.5px; }}
+  td {{ padding: 1.2mm 0; border-bottom: 0.2mm solid #ddd; }}
+  td.p {{ text-align: right; width: 12mm; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">The worked homeworks:</p><ul>{hw}</ul>
+<p class="meta">Printed from the site built at commit <code>{html.escape(commit)}</code>.
+Every number is read from the artifacts the pages name; the provenance blocks give each
+artifact's task, commit and sha256.</p>{url}
+<h2>Contents</h2><table>{"".join(row(e) for e in items)}</table>
+</body></html>"""
+
+
+def header_template(report: str, heading: str) -> str:
+    """Chromium's header for one printed page: the report on the left, section and title on the right."""
+    return (f'<div style="{HEADER_STYLE}"><span>{html.escape(report)}</span>'
+            f'<span>{html.escape(heading)}</span></div>')
+
+
+def footer_template() -> str:
+    """The page number, continuous over the whole PDF: printed once, on a blank overlay as long as
+    the report (its own page count is the report's), and stamped onto every page."""
+    return ('<div style="font-size:8px;color:#555;width:100%;text-align:center;">'
+            'page <span class="pageNumber"></span> of <span class="totalPages"></span></div>')
+
+
+# --- printing -----------------------------------------------------------------------------------
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def serve(folder: Path):
+    """The built site on http://127.0.0.1:PORT/ (a free port) for as long as the block runs."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# Run in the page before it is printed: every collapsed block opened (Material does the same when
+# a browser prints; the print stylesheet, docs/stylesheets/extra.css, keeps the code listings
+# shut and figures whole), lazy images made eager and waited for. Tabbed blocks need nothing:
+# Material's print stylesheet already shows every tab under its label.
+PREPARE_JS = """async ms => {
+  for (const d of document.querySelectorAll("details")) d.open = true;
+  const images = [...document.images];
+  images.forEach(i => { i.loading = "eager"; });
+  await Promise.race([
+    new Promise(done => setTimeout(done, ms)),
+    Promise.all(images.map(i => i.complete ? null : new Promise(done => {
+      i.addEventListener("load", done); i.addEventListener("error", done); })))]);
+  return images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.currentSrc || i.src);
+}"""
+
+
+def print_page(page, url: str, header: str) -> tuple[bytes, list[str]]:
+    """One site page as PDF bytes, and the images it could not load."""
+    page.goto(url, wait_until="load", timeout=NAV_TIMEOUT_MS)
+    broken = page.evaluate(PREPARE_JS, IMAGE_TIMEOUT_MS)
+    pdf = page.pdf(format=PAPER, print_background=True, margin=MARGIN, scale=SCALE, display_header_footer=True,
+                   header_template=header, footer_template="<span></span>")
+    return pdf, broken
+
+
+def _offline(route):
+    """Requests leave 127.0.0.1 never: the print is offline and the same everywhere."""
+    host = urlparse(route.request.url).hostname
+    if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+        return route.continue_()
+    return route.abort()
+
+
+def overlay(browser, count: int) -> bytes:
+    """`count` blank A4 pages with the page-number footer: stamped onto the report's pages."""
+    page = browser.new_page()
+    page.set_content("<style>@page{size:A4} div{break-after:page;height:1px}</style>" + "<div></div>" * count)
+    pdf = page.pdf(format=PAPER, print_background=False, margin=MARGIN, display_header_footer=True,
+                   header_template="<span></span>", footer_template=footer_template())
+    page.close()
+    return pdf
+
+
+def print_site(base: str, items: list[Entry], report: str, cover, log=print) -> tuple[list[bytes], bytes, bytes, list[str]]:
+    """Print every page of `items` from the site at `base`; then the cover (`cover(start)` -> HTML,
+    printed until its own length is stable) and the page-number overlay. Returns (pages, cover,
+    overlay, problems)."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+    from pypdf import PdfReader
+    problems, parts = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(color_scheme="light")
+        context.route("**/*", _offline)
+        page = context.new_page()
+        # A request cut short by the next navigation (the favicon) is no problem; a refused one is.
+        page.on("requestfailed", lambda r: None if r.failure == "net::ERR_ABORTED"
+                else problems.append(f"request failed: {r.url} ({r.failure})"))
+        for e in pages(items):
+            t0 = time.perf_counter()
+            pdf, broken = print_page(page, urljoin(base, e.url), header_template(report, e.heading))
+            problems += [f"{e.heading}: image not loaded: {src}" for src in broken]
+            parts.append(pdf)
+            log(f"pdf: {e.heading:<45} {len(PdfReader(io.BytesIO(pdf)).pages):3d} pages {time.perf_counter() - t0:5.1f} s")
+        counts = [len(PdfReader(io.BytesIO(b)).pages) for b in parts]
+        cover_pdf, cover_pages = b"", 1
+        for _ in range(3):  # the contents' page numbers depend on the cover's own length
+            page.set_content(cover(start_pages(items, counts, cover_pages)))
+            cover_pdf = page.pdf(format=PAPER, print_background=True, margin=MARGIN)
+            n = len(PdfReader(io.BytesIO(cover_pdf)).pages)
+            if n == cover_pages:
+                break
+            cover_pages = n
+        stamp = overlay(browser, cover_pages + sum(counts))
+        browser.close()
+    return parts, cover_pdf, stamp, problems
+
+
+# --- merging ------------------------------------------------------------------------------------
+
+def _relink(annot, writer, by_url: dict[str, int], base: str, site_url: str | None) -> bool:
+    """A link to the local server that names a page of the report goes to that page's first PDF
+    page; any other local link (a download, a file) goes to the published site, or is dropped
+    (False) when there is none. Links elsewhere stay as they are."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NullObject, NumberObject, TextStringObject
+    action = annot.get("/A")
+    uri = str(action.get_object().get("/URI", "")) if action is not None else ""
+    if not uri.startswith(base):
+        return True
+    target = by_url.get(urldefrag(uri)[0])
+    if target is not None:
+        annot[NameObject("/A")] = DictionaryObject({
+            NameObject("/S"): NameObject("/GoTo"),
+            NameObject("/D"): ArrayObject([writer.pages[target].indirect_reference, NameObject("/XYZ"),
+                                           NullObject(), NullObject(), NumberObject(0)])})
+        return True
+    if not site_url:
+        return False
+    action.get_object()[NameObject("/URI")] = TextStringObject(site_url.rstrip("/") + "/" + uri[len(base):])
+    return True
+
+
+def merge(items: list[Entry], parts: list[bytes], cover: bytes, stamp: bytes, base: str,
+          site_url: str | None = None) -> bytes:
+    """Cover + pages, numbered by the overlay, with the bookmark outline and the links mended
+    (`_relink`): nothing in the PDF points at the local server that printed it."""
+    from pypdf import PdfReader, PdfWriter
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(cover)))
+    first = len(writer.pages)
+    counts = []
+    for part in parts:
+        reader = PdfReader(io.BytesIO(part))
+        counts.append(len(reader.pages))
+        writer.append(reader, import_outline=False)
+    numbers = PdfReader(io.BytesIO(stamp))
+    for page, number in zip(writer.pages, numbers.pages):
+        page.merge_page(number, over=True)
+    start = start_pages(items, counts, first)
+    by_url = {urljoin(base, e.url): start[e.heading] for e in pages(items)}
+    for page in writer.pages:
+        annots = page.get("/Annots")
+        if annots:
+            kept = [a for a in annots if _relink(a.get_object(), writer, by_url, base, site_url)]
+            annots.clear()
+            annots.extend(kept)
+    parents: dict[int, object] = {}
+    for depth, heading, at in outline_plan(items, counts, first):
+        parents[depth] = writer.add_outline_item(title=heading, page_number=at, parent=parents.get(depth - 1))
+    writer.page_mode = "/UseOutlines"
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+# --- the entry point ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Report:
+    pdf: bytes
+    pages: int
+    printed: list[str]   # the headings printed, in order
+    problems: list[str]  # images not loaded, requests refused (empty when all is well)
+
+
+def build(site_dir: Path, config_file: Path, commit: str, log=print) -> Report:
+    """The report's PDF from the built site in `site_dir`, in the order of `config_file`'s nav."""
+    from pypdf import PdfReader
+    config = read_config(config_file)
+    items = entries(config["nav"], config.get("use_directory_urls", True))
+    title = config.get("site_name", "Report")
+    site_url = config.get("site_url") or published_url(Path(config_file).parent / "CITATION.cff")
+    homeworks = [e.title for e in items if e.depth == 0 and e.url is None and re.search(r"\bHW\d", e.title)]
+    short = title.split(":")[0]
+    with serve(site_dir) as base:
+        parts, cover, stamp, problems = print_site(
+            base, items, short, lambda start: cover_html(title, homeworks, commit, items, start, site_url), log)
+        pdf = merge(items, parts, cover, stamp, base, site_url)
+    return Report(pdf, len(PdfReader(io.BytesIO(pdf)).pages), [e.heading for e in pages(items)], problems)
