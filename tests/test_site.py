@@ -497,7 +497,9 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     assert "csce421.q1.params" in text(pages["answers/csce421/index.html"])
     assert f"{answers['csce421.q1.params']['value']:,}" in text(pages["answers/csce421/index.html"])
     assert "page.solve(" not in text(pages["answers/csce421/index.html"])  # hide-input cells
-    assert "data:image/png;base64," in pages["answers/cs182/index.html"]  # the figures
+    cs182 = pages["answers/cs182/index.html"]  # the figures, published beside the pages, not inlined
+    assert "data:image/png;base64," not in cs182 and '../../assets/answers/fir_1d.png' in cs182
+    assert (b.site / "assets/answers/fir_1d.png").is_file()
     layers = pages["cs182/layers/index.html"]
     assert text(layers).count("batchnorm_backward_alt") >= 3 and "**no**" not in layers  # table rows, all passed
     assert "../../assets/cs182/bn_graph.svg" in layers and (b.site / "assets/cs182/bn_graph.svg").is_file()

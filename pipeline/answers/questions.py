@@ -292,9 +292,12 @@ def coding(q: Question, artifacts: dict) -> tuple[str, str]:
 
 
 def final_answer(q: Question, answers: dict, artifacts: dict) -> tuple[str, str]:
-    if q.keys:
-        return written(q, answers, artifacts)
-    return coding(q, artifacts)
+    """(Markdown, text). The Markdown mixes this module's words and maths with values from the
+    artifacts, so it is escaped as a whole (render.escape: $...$ maths and code spans stay, any
+    other markup a value could carry shows as text)."""
+    from pipeline.answers.render import escape
+    md, text = written(q, answers, artifacts) if q.keys else coding(q, artifacts)
+    return escape(md), text
 
 
 # --- tables ----------------------------------------------------------------------------------------
@@ -323,7 +326,7 @@ def to_csv(rows_: list[dict], site_url: str = "") -> str:
 
 def cell(text: str) -> str:
     """A Markdown table cell: pipes escaped (maths keeps its backslashes)."""
-    return text.replace("|", r"\|")
+    return re.sub(r"(?<!\\)\|", r"\\|", text)  # a pipe escape() left alone (in maths) too
 
 
 PAGE_TITLES = {"lenet/data.md": "Data", "lenet/preprocess.md": "Preprocessing", "lenet/model.md": "Model",

@@ -134,7 +134,7 @@ def value_md(entry: dict) -> str:
         if len(cols) > 1 and len(n) == 1:  # parallel lists (layers, shapes, counts): one row each
             def cell(x):  # a layer's name as code, a shape as C x H x W, a count as a number
                 if isinstance(x, str):
-                    return f"`{x}`" if "`" not in x else escape(x)
+                    return code_span(x).replace("|", "\\|")
                 if isinstance(x, list):
                     return "$" + r" \times ".join(number(y) for y in x) + "$"
                 return number(x)
@@ -181,6 +181,14 @@ def working_md(entry: dict) -> str:
     return "\n\n".join(out)
 
 
+def code_span(value) -> str:
+    """A value as an inline code span, with a fence longer than any run of backticks inside."""
+    s = str(value).replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if "`" in s else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
 def answer_box(body: str, label: str = "Answer") -> str:
     """The final answer set apart (styled by .answer in docs/stylesheets/extra.css). The blank lines
     make CommonMark (nbconvert's mistune) parse the Markdown between the tags."""
@@ -203,7 +211,7 @@ def check_block(items: list[tuple[str, dict]]) -> str:
         text = e["value"] if e.get("latex") is not None else None
         if text is not None:
             t = " x ".join(f"({x})" if "+" in x else x for x in text) if isinstance(text, list) else text
-            lines.append(f"    As text: `{t}`.")
+            lines.append(f"    As text: {code_span(t)}.")
         lines.append(f"    Stored as `{key}` in `artifacts/answers.json`.")
     verdicts = [e.get("check_result", {}).get("agrees") for _, e in items]
     summary = "Independent check: " + ("agrees" if all(verdicts) else "DOES NOT AGREE")
@@ -257,13 +265,14 @@ def solution_md(items: list[tuple[str, dict]], assumption_seen: dict, slips=(), 
         else:
             label = first[1:].replace("-", ".") if re.fullmatch(r"q\d+(-\d+)*", first) else first[1:]
             out.append(f"*Assumption:* the same as in [{escape(label)}](#{first}) above.")
-    several = len(items) > 1
+    several, shown = len(items) > 1, set()
     for n, ((key, e), tail) in enumerate(zip(items, tails)):
         if several and (setting or n > 0):
             out.append(f"**{escape(' '.join(tail))}**")
         w = working_md(e)
-        if w:
+        if w and w not in shown:  # entries of one sub-part often share their working: once
             out.append(w)
+            shown.add(w)
         out.append(answer_box(value_md(e)))
     out.append(check_block(items))
     return "\n\n".join(out)
@@ -320,21 +329,21 @@ def table_md(answers: dict, keys: list[str], row_names: list[str], headers: list
         if isinstance(v, list):
             return "$" + r" \times ".join(number(x) for x in v) + "$"
         if isinstance(v, str) and " x " in v:
-            return "$" + v.replace(" x ", r" \times ") + "$"
+            return escape("$" + v.replace(" x ", r" \times ").replace("$", "") + "$")
         return escape(number(v))
     rows = [f"| {escape(name)} | " + " | ".join(cell(answers[k]["value"][n]) for k in keys) + " |"
             for n, name in enumerate(row_names)]
     return head + "\n" + "\n".join(rows)
 
 
-def figure_html(png: bytes, number: int, caption: str, alt: str, width: int = 900) -> str:
-    """A numbered figure with its caption and alt text, the image inline (a notebook output has
-    no other way to ship a file). `caption` is Markdown-free text; both are HTML-escaped."""
-    import base64
+def figure_html(src: str, number: int, caption: str, alt: str, width: int = 900) -> str:
+    """A numbered figure with its caption and alt text. `src` is the image's URL as the site
+    publishes it (hooks/artifacts.py publishes artifacts/answers/ as assets/answers/), loaded lazily
+    so the page's text and maths come first; caption and alt are HTML-escaped text."""
     import html
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure class="report-figure"><img src="data:image/png;base64,{data}" '
-            f'alt="{html.escape(alt, quote=True)}" style="max-width: 100%; width: {int(width)}px">'
+    return (f'<figure class="report-figure"><a href="{html.escape(src, quote=True)}"><img '
+            f'src="{html.escape(src, quote=True)}" loading="lazy" alt="{html.escape(alt, quote=True)}" '
+            f'style="max-width: 100%; width: {int(width)}px"></a>'
             f"<figcaption><strong>Figure {number}.</strong> {html.escape(caption)}</figcaption></figure>")
 
 
@@ -406,5 +415,6 @@ class AnswerPage:
     def figure(self, name: str, caption: str, alt: str, width: int = 900):
         from IPython.display import HTML, display
         self.figures += 1
-        png = self.store.path(f"{FIGURES_DIR}/{name}.png").read_bytes()
-        display(HTML(figure_html(png, self.figures, caption, alt, width)))
+        self.store.path(f"{FIGURES_DIR}/{name}.png")  # it must exist and match the manifest
+        # every notebook page sits at answers/NAME/, two levels below the site root
+        display(HTML(figure_html(f"../../assets/{FIGURES_DIR}/{name}.png", self.figures, caption, alt, width)))
