@@ -188,14 +188,19 @@ def browser(browser_available):
         b.close()
 
 
-@pytest.fixture(scope="module")
-def weights():
-    """Page weights in bytes (light scheme), collected by the page tests, written out at the end."""
+def collected(name: str):
+    """A dict the tests of a module fill, written to SCREENSHOTS/NAME at the end if not empty."""
     found: dict[str, dict] = {}
     yield found
     if found:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        (SCREENSHOTS / "page_bytes.json").write_text(json.dumps(found, indent=2) + "\n")
+        (SCREENSHOTS / name).write_text(json.dumps(found, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def weights():
+    """Page weights in bytes (light scheme), collected by the page tests, written out at the end."""
+    yield from collected("page_bytes.json")
 
 
 # ------------------------------------------------------------------------------------------ one visit
@@ -395,11 +400,7 @@ document.addEventListener("DOMContentLoaded", () => {
 @pytest.fixture(scope="module")
 def typeset_times():
     """Per page: ms from navigation start until all its maths is laid out, written out at the end."""
-    found: dict[str, dict] = {}
-    yield found
-    if found:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        (SCREENSHOTS / "maths_timing.json").write_text(json.dumps(found, indent=2) + "\n")
+    yield from collected("maths_timing.json")
 
 
 @pytest.mark.parametrize("url", NAV, ids=[screenshot_name(u) for u in NAV])

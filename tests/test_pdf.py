@@ -23,6 +23,7 @@ import pytest
 
 from pipeline import pdf as P
 from pipeline.answers import questions as Q
+from tests.test_browser import nav_sources  # the nav flattening the browser tests read the site order with
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 240
@@ -51,14 +52,6 @@ def test_entries_number_the_nav_in_order():
     headings = [e.heading for e in P.entries(NAV)]
     assert headings[3] == "1.2 · 4.1 Data"  # our number and the question's, kept apart
     assert headings[2] == "1.1 Questions"
-
-
-def nav_sources(nav) -> list[str]:
-    out = []
-    for item in nav:
-        value = next(iter(item.values())) if isinstance(item, dict) else item
-        out += nav_sources(value) if isinstance(value, list) else [value]
-    return out
 
 
 def test_the_real_nav_prints_every_page_once_in_order():

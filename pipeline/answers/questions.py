@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass
 
@@ -139,10 +138,6 @@ def _matrix(M) -> tuple[str, str]:
     return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}", text
 
 
-def _vector(v) -> tuple[str, str]:
-    return r"(" + ", ".join(_num(x) for x in v) + ")", "(" + ", ".join(_num(x) for x in v) + ")"
-
-
 def _pct(f: float) -> str:
     return f"{100 * f:.2f}%"
 
@@ -164,11 +159,6 @@ def _formula(*entries) -> tuple[str, str]:
 
 def _in_math(tex: str, text: str) -> tuple[str, str]:
     return f"${tex}$", text
-
-
-def _triangle(y) -> tuple[str, str]:
-    return _same("nonzero for 13 samples: " + ", ".join(_num(x) for x in y if x)) if sum(1 for x in y if x) == 13 \
-        else _same(", ".join(_num(x) for x in y if x))
 
 
 def _written(q: Question, e: dict, art: dict) -> tuple[str, str]:
@@ -365,10 +355,6 @@ def compute_seconds(tables: list[list[dict]], own: dict | None) -> float:
     if own:
         total += float(own.get("train_seconds") or 0)
     return total
-
-
-def dumps(rows_: list[dict]) -> str:
-    return json.dumps(rows_, indent=1)
 
 
 def gather(store) -> tuple[dict, dict]:

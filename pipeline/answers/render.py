@@ -304,23 +304,6 @@ def demo_table(entry: dict, rows: list[tuple], columns=("quantity", "value")) ->
                                    for r in rows)
 
 
-def demonstration_md(entry: dict, keys=None) -> str:
-    """The short numbers of a demonstration (scalars, short lists) as a bullet list."""
-    lines = []
-
-    def walk(prefix, d):
-        for k, v in d.items():
-            if keys is not None and not prefix and k not in keys:
-                continue
-            name = f"{prefix}{k}".replace("_", " ")
-            if isinstance(v, dict):
-                walk(f"{prefix}{k} / ", v)
-            elif _count(v) <= 12:
-                lines.append(f"- {escape(name)}: {escape(compact(v))}")
-    walk("", entry.get("demonstration", {}))
-    return "\n".join(lines)
-
-
 def table_md(answers: dict, keys: list[str], row_names: list[str], headers: list[str] | None = None) -> str:
     """Several list-valued answers side by side, one row per element (CS182 3(e)'s table)."""
     headers = headers or [f"`{k}`" for k in keys]
