@@ -191,9 +191,8 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
     from pipeline import data as D
     from pipeline import stages as S
     from pipeline.model import VARIANTS
-    from pipeline.preprocess import preprocess
     from pipeline.store import stage_key
-    from pipeline.train import TrainConfig, fit, select_device
+    from pipeline.train import TrainConfig, select_device
     overrides = {k: v for k, v in {"batch_size": _number(batch_size, int, "--batch-size", 1),
                                    "lr": _number(lr, float, "--lr")}.items() if v is not None}
     if overrides.get("lr", 1) <= 0:
@@ -231,35 +230,34 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
     for cf in configs:
         if cf not in todo:
             _skip(f"train:{cf.variant}")
-    if todo and raw is None:
-        raw = S.load_dataset(source, allow_unofficial_data, CACHE)[0]
+    from pipeline import parallel
+    from pipeline.sweep import DataRef
+    ref = DataRef(str(batch_dir), info["md5s"], tuple(S.EXPECTED_COUNTS), S.VAL_SIZE, S.SPLIT_SEED)
+    workers = parallel.workers_for(len(todo), select_device(device))
     for config in todo:
         print(f"train:{config.variant}: {config.preprocess} inputs, {1 if config.smoke else config.epochs} "
               f"epochs, batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
-        (x_tr, x_va, x_te), _ = preprocess(raw["x_train"], raw["x_val"], raw["x_test"], mode=config.preprocess)
-        try:
-            result = fit(config, {"x_train": x_tr, "y_train": raw["y_train"], "x_val": x_va,
-                                  "y_val": raw["y_val"], "x_test": x_te, "y_test": raw["y_test"]},
-                         progress=not quiet)
-        except FloatingPointError as e:  # a learning rate too high diverges: the user's to fix
-            raise UserError(f"{e}: training diverged; lower --lr (the reference is {contract.REFERENCE['lr']})") from None
-        # Peak resident memory of this process so far: data + preprocessing + training.
-        result.update(peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      y_test=raw["y_test"])
-        out = S.train_outputs(config, result, info, D.CLASSES)
-        provenance = _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
-                                 result["device"])
-        paths = store.write_all(out)
-        # summary.csv holds every variant's row: re-read, merged and recorded under the manifest
-        # lock, so two variants trained at once both keep theirs
-        with store.locked():
-            summary = store.previous_rows("lenet/summary.csv", lenient=force)
-            paths.append(store.write("lenet/summary.csv", S.merge_rows(summary, S.summary_row(config, result, info))))
-            store.record(f"train:{config.variant}", keys[config.variant], paths, provenance)
-        f = result["final"]
-        print(f"train:{config.variant}: test accuracy {f['test_accuracy']:.2%}, best val "
-              f"{f['best_val_accuracy']:.2%}, {f['train_seconds']:.1f} s, "
-              f"{f['images_per_second']:.0f} img/s -> {_rel(root / 'lenet' / config.variant)}")
+    if len(todo) > 1:
+        print(f"train: {len(todo)} runs, {workers} at a time, one process each")
+    runs = parallel.run_fits(todo, ref, workers, progress=not quiet and workers == 1, scratch=ROOT / "build")
+    try:  # each run's files are written as soon as it finishes
+        for config, result in runs:
+            out = S.train_outputs(config, result, info, D.CLASSES)
+            provenance = _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
+                                     result["device"])
+            paths = store.write_all(out)
+            # summary.csv holds every variant's row: re-read, merged and recorded under the manifest
+            # lock, so two variants trained at once both keep theirs
+            with store.locked():
+                summary = store.previous_rows("lenet/summary.csv", lenient=force)
+                paths.append(store.write("lenet/summary.csv", S.merge_rows(summary, S.summary_row(config, result, info))))
+                store.record(f"train:{config.variant}", keys[config.variant], paths, provenance)
+            f = result["final"]
+            print(f"train:{config.variant}: test accuracy {f['test_accuracy']:.2%}, best val "
+                  f"{f['best_val_accuracy']:.2%}, {f['train_seconds']:.1f} s, "
+                  f"{f['images_per_second']:.0f} img/s -> {_rel(root / 'lenet' / config.variant)}")
+    except FloatingPointError as e:  # a learning rate too high diverges: the user's to fix
+        raise UserError(f"{e}: training diverged; lower --lr (the reference is {contract.REFERENCE['lr']})") from None
     return bool(todo)
 
 
@@ -688,27 +686,76 @@ def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=Fal
 
 
 @task(help={"images": "training images per timed epoch (default 12800)",
-            "repeats": "timed epochs per loop and variant, medians reported (default 5)", **DATA_HELP})
+            "repeats": "timed epochs per loop and variant, medians reported (default 5)",
+            "end_to_end": "also time `invoke all --force` (into build/bench/, never over artifacts/) against "
+                          "the plain way's training time (default true; a few minutes)",
+            "plain_epochs": "epochs of each model the plain way is timed on, extrapolated to 20 (default 3; "
+                            "20 times it in full)", **DATA_HELP})
 @user_errors
-def bench(c, images=None, repeats=None, source=None, allow_unofficial_data=False):
-    """Throughput of our training loop vs the plain DataLoader loop; writes artifacts/bench.json."""
+def bench(c, images=None, repeats=None, end_to_end=True, plain_epochs=None, source=None,
+          allow_unofficial_data=False):
+    """Speed, measured: our loop vs the plain DataLoader loop per model and thread count, a per-op
+    profile of one step of each, the options tried (channels-last, torch.compile), and `invoke all
+    --force` against the plain way's training time, each with its target -> artifacts/bench.json,
+    artifacts/profile.csv."""
+    import platform
+
     from pipeline import bench as B
+    from pipeline import parallel
     from pipeline import stages as S
-    from pipeline.store import stage_key
+    from pipeline.store import git_state, stage_key
+    from pipeline.train import THREADS
     images = _number(_default(images, 12800), int, "--images", 128)
     repeats = _number(_default(repeats, 5), int, "--repeats", 1)
+    plain_epochs = _number(_default(plain_epochs, 3), int, "--plain-epochs", 1)
     raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
-    report = B.run(raw, images, repeats, log=print)
-    report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    threads = sorted({THREADS, parallel.cores()})
+    report, profile = B.run(raw, images, repeats, threads, log=print)
+    if end_to_end:
+        report["end_to_end"] = _bench_all(raw, plain_epochs, source, allow_unofficial_data)
+    report["targets"] = B.targets(report)
+    report.update(peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  machine=platform.platform(), processor=platform.processor() or platform.machine(),
+                  cores=parallel.cores(), **git_state(ROOT))
     store = _store("bench")
-    store.record("bench", stage_key({"images": images, "repeats": repeats}), store.write_all({"bench.json": report}),
-                 _provenance({"images": images, "repeats": repeats}, info, device=report["device"]))
-    for v, r in report["variants"].items():
-        print(f"bench {v}: ours {r['ours_images_per_second']:.0f} img/s, plain "
-              f"{r['plain_images_per_second']:.0f} img/s, ratio {r['ratio']:.2f}x")
-    t = report["conv"]
-    print(f"bench conv forward + backward: im2col {t['im2col_s']:.4f} s, torch {t['torch_s']:.4f} s "
-          f"({t['im2col_over_torch']:.2f}x), naive {t['naive_s']:.1f} s")
+    config = {"images": images, "repeats": repeats, "end_to_end": end_to_end, "plain_epochs": plain_epochs}
+    store.record("bench", stage_key(config), store.write_all({"bench.json": report, "profile.csv": profile}),
+                 _provenance(config, info, device=report["device"]))
+    for t, loops in report["loops"].items():
+        for v, r in loops["variants"].items():
+            print(f"bench {v}, {t} thread(s): ours {r['ours_images_per_second']:.0f} img/s, plain "
+                  f"{r['plain_images_per_second']:.0f} img/s, ratio {r['ratio']:.2f}x")
+    for name, t in report["targets"].items():
+        print(f"bench target {name}: {t['value']:.2f} ({t['target']}): {'met' if t['met'] else 'NOT met'}")
+
+
+def _bench_all(raw, plain_epochs, source, allow_unofficial_data) -> dict:
+    """`invoke all --force` timed in a subprocess on a copy of artifacts/ (build/bench/artifacts, so
+    the committed reference is not replaced), then the plain way's training of the same two models
+    in this process; their ratio, the stage times, and the runs' accuracies against the committed."""
+    from pipeline import bench as B
+    scratch = ROOT / "build" / "bench" / "artifacts"
+    shutil.rmtree(scratch.parent, ignore_errors=True)
+    shutil.copytree(ART, scratch)
+    env = {**os.environ, "LENET_ARTIFACTS": str(scratch)}
+    given = [*(["--source", source] if source else []), *(["--allow-unofficial-data"] if allow_unofficial_data else [])]
+    start = time.perf_counter()
+    proc = _run([sys.executable, "-m", "invoke", "all", "--force", *given], env=env)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        from pipeline.errors import UserError
+        raise UserError(f"`invoke all --force` failed in the benchmark (exit {proc.returncode}); run it by hand to see why")
+    print(f"bench: invoke all --force took {seconds:.1f} s")
+    plain = B.plain_training(raw, plain_epochs, log=print)
+    rerun, committed = _store(None, scratch), _store(None)
+    ours = {r["variant"]: r for r in rerun.read_csv("lenet/summary.csv")}
+    accuracies = {r["variant"]: {"committed": float(r["test_accuracy"]),
+                                 "bench_run": float(ours[r["variant"]]["test_accuracy"]),
+                                 "identical": r["test_accuracy"] == ours[r["variant"]]["test_accuracy"]}
+                  for r in committed.read_csv("lenet/summary.csv")}
+    return {"all_force_seconds": seconds, "stages": rerun.read_json("timings.json")["seconds"],
+            "train_seconds": {v: float(r["train_seconds"]) for v, r in ours.items()},
+            "plain": plain, "ratio": seconds / plain["seconds"], "accuracies": accuracies}
 
 
 # --- site, tests, housekeeping -------------------------------------------------------------

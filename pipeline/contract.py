@@ -254,9 +254,15 @@ CONTRACT: tuple[Artifact, ...] = (
     Artifact("answers/{bn_distributions|bn_running_stats|conv_matrix_A|conv_sliding_window|fir_1d|"
              "receptive_field}.png", "answers", "the answers' figures"),
     Artifact("bench.json", "bench",
-             "throughput of our loop vs the plain DataLoader loop, ratios, the im2col conv against "
-             "torch, peak memory, machine and torch",
-             keys=("settings", "device", "torch", "threads", "variants")),
+             "throughput of our loop vs the plain DataLoader loop per thread count, the options tried "
+             "(channels-last, torch.compile), `invoke all --force` against the plain way's training "
+             "time, each target with its value, the im2col conv against torch, peak memory, machine "
+             "and torch", keys=("settings", "device", "torch", "threads", "variants", "loops", "options",
+                                "targets", "machine", "cores")),
+    Artifact("profile.csv", "bench",
+             "torch.profiler: the ops taking the most CPU time in one training step of each model, "
+             "plain loop and ours, milliseconds per step", ("variant", "loop", "op", "ms_per_step", "share"),
+             checks={"ms_per_step": "nonneg", "share": "fraction"}),
     Artifact("verify.csv", "verify",
              "the reproduction verdict: committed vs rerun reference runs, per variant and metric: "
              "`identical`, `within seeds' spread` or `differs`", VERIFY_COLUMNS),

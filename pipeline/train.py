@@ -43,6 +43,12 @@ class TrainConfig:
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# torch threads of every LeNet run on the CPU. One: a step at batch 128 is too small for more to
+# scale (two threads train model 1 1.46x faster, not 2x), so `invoke train` runs the two variants
+# side by side, one per core (pipeline/parallel.py), as the sweeps do; and a run's numbers then do
+# not depend on the machine's core count (oneDNN splits reductions by thread: 1 and 2 threads
+# differ in the last bits, so the reference would differ between a 2-core and an 8-core machine).
+THREADS = 1
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -242,12 +248,25 @@ def fit(config: TrainConfig, data: dict, log=print, progress: bool = True,
         train_eval_size: also evaluate, in eval mode, the first this many training images each
             epoch (log column "train_eval_accuracy"): the train accuracy that is comparable with
             the validation accuracy, as train_accuracy is measured with dropout active.
+    On the CPU the run uses THREADS torch threads, whatever the caller's setting.
+
     Returns:
         {"log": [one dict per epoch, keys LOG_COLUMNS], "final": summary metrics,
          "params_by_layer": {...}, "state_dict": CPU weights, "test_predictions": (N_test,)
          int64 array, "confusion": (10, 10) int64 array, "device": description}.
     """
     device = select_device(config.device)
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(THREADS)
+        try:
+            return _fit(config, data, device, log, progress, train_eval_size)
+        finally:
+            torch.set_num_threads(threads)
+    return _fit(config, data, device, log, progress, train_eval_size)
+
+
+def _fit(config, data, device, log, progress, train_eval_size) -> dict:
     set_seed(config.seed)
     tensors = {k: torch.as_tensor(v).to(device) for k, v in data.items()}
     x_train, y_train = tensors["x_train"], tensors["y_train"]
