@@ -711,16 +711,20 @@ def bench(c, images=None, repeats=None, end_to_end=True, plain_epochs=None, sour
     raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     threads = sorted({THREADS, parallel.cores()})
     report, profile = B.run(raw, images, repeats, threads, log=print)
-    if end_to_end:
-        report["end_to_end"] = _bench_all(raw, plain_epochs, source, allow_unofficial_data)
-    report["targets"] = B.targets(report)
-    report.update(peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  machine=platform.platform(), processor=platform.processor() or platform.machine(),
-                  cores=parallel.cores(), **git_state(ROOT))
-    store = _store("bench")
+    report.update(targets=B.targets(report), machine=platform.platform(), cores=parallel.cores(),
+                  processor=platform.processor() or platform.machine(), **git_state(ROOT))
     config = {"images": images, "repeats": repeats, "end_to_end": end_to_end, "plain_epochs": plain_epochs}
-    store.record("bench", stage_key(config), store.write_all({"bench.json": report, "profile.csv": profile}),
-                 _provenance(config, info, device=report["device"]))
+
+    def save(root=None):
+        store = _store("bench", root)
+        report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        store.record("bench", stage_key(config), store.write_all({"bench.json": report, "profile.csv": profile}),
+                     _provenance(config, info, device=report["device"]))
+
+    if end_to_end:
+        report["end_to_end"] = _bench_all(raw, plain_epochs, source, allow_unofficial_data, save)
+        report["targets"] = B.targets(report)
+    save()
     for t, loops in report["loops"].items():
         for v, r in loops["variants"].items():
             print(f"bench {v}, {t} thread(s): ours {r['ours_images_per_second']:.0f} img/s, plain "
@@ -729,14 +733,16 @@ def bench(c, images=None, repeats=None, end_to_end=True, plain_epochs=None, sour
         print(f"bench target {name}: {t['value']:.2f} ({t['target']}): {'met' if t['met'] else 'NOT met'}")
 
 
-def _bench_all(raw, plain_epochs, source, allow_unofficial_data) -> dict:
+def _bench_all(raw, plain_epochs, source, allow_unofficial_data, save) -> dict:
     """`invoke all --force` timed in a subprocess on a copy of artifacts/ (build/bench/artifacts, so
-    the committed reference is not replaced), then the plain way's training of the same two models
-    in this process; their ratio, the stage times, and the runs' accuracies against the committed."""
+    the committed reference is not replaced; save(scratch) first puts this run's other figures
+    there, which its site build reads), then the plain way's training of the same two models in
+    this process; their ratio, the stage times, and the runs' accuracies against the committed."""
     from pipeline import bench as B
     scratch = ROOT / "build" / "bench" / "artifacts"
     shutil.rmtree(scratch.parent, ignore_errors=True)
     shutil.copytree(ART, scratch)
+    save(scratch)
     env = {**os.environ, "LENET_ARTIFACTS": str(scratch)}
     given = [*(["--source", source] if source else []), *(["--allow-unofficial-data"] if allow_unofficial_data else [])]
     start = time.perf_counter()

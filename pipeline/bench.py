@@ -12,6 +12,7 @@ train the same variant from the same initial weights on the same images; the two
 alternately in one process, so machine noise hits both, and the medians over repeats are compared.
 Every comparison is made at each thread count in `threads` (our runs use pipeline.train.THREADS).
 """
+import contextlib
 import statistics
 import time
 
@@ -95,17 +96,15 @@ def report(results: dict, **settings) -> dict:
             "threads": torch.get_num_threads(), "variants": variants}
 
 
-class threads_set:
+@contextlib.contextmanager
+def threads_set(n: int):
     """`with threads_set(n):` torch uses n intra-op threads inside, its old count after."""
-
-    def __init__(self, n: int):
-        self.n, self.before = n, torch.get_num_threads()
-
-    def __enter__(self):
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.before)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def inputs(raw: dict, variant: str, images: int):

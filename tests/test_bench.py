@@ -63,3 +63,13 @@ def test_committed_profile_supports_the_methods_page():
             ops = [r for r in rows if r["variant"] == variant and r["loop"] == loop and r["op"] not in ("other", "total")]
             top = max(ops, key=lambda r: float(r["ms_per_step"]))
             assert "conv" in top["op"], (variant, loop, top)
+
+
+def test_committed_options_support_the_methods_page():
+    """The page says channels-last and torch.compile do not pay, and that the stock layers run
+    within a few percent of ours at one thread."""
+    bench = Store(ROOT / "artifacts").read_json("bench.json")
+    assert bench["profile_threads"] == THREADS
+    for variant, options in bench["options"].items():
+        assert options["channels_last"]["speed_vs_ours"] < 1 and options["torch.compile"]["speed_vs_ours"] < 1
+        assert abs(options["stock layers"]["speed_vs_ours"] - 1) < 0.1, variant
