@@ -193,6 +193,7 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
             (root / "plots" / f"{name}.{fmt}").write_bytes(plots.to_bytes(fig, fmt))
     write_answers(root)
     write_fake_layers(root)
+    write_fake_bench(root)
     write_fake_cs182(root, images, data_info)
     write_fake_own_cnn(root, y_test, official)
     write_manifest(root)
@@ -295,6 +296,33 @@ FAKE_CONV_TIMINGS = {"im2col_s": 0.0512, "torch_s": 0.0123, "naive_s": 41.7, "na
                      "naive_extrapolated": True, "im2col_over_torch": 0.0512 / 0.0123,
                      "naive_over_torch": 41.7 / 0.0123, "repeats": 5, "torch_threads": 2,
                      "shape": {"x": [128, 3, 32, 32], "w": [32, 3, 3, 3], "stride": 1, "pad": 1, "dtype": "float32"}}
+
+
+def write_fake_bench(root: Path) -> None:
+    """bench.json and profile.csv as `invoke bench` writes them, with made-up timings: the loops
+    at one and two threads, the options (torch.compile failed), the end-to-end run and targets."""
+    from pipeline import bench
+    loops = {str(t): bench.report({v: {"plain_seconds": [4.0, 4.2], "ours_seconds": [3.0 + t, 3.1 + t], "images": 12800,
+                                       "batch_size": 128, "plain_batch_size": 128, "lr": 0.001,
+                                       "device": f"cpu ({t} threads)"} for v in VARIANTS}, images=12800, repeats=2)
+             for t in (1, 2)}
+    options = {v: {"ours": {"ms_per_step": 30.0, "first_step_seconds": 0.1, "speed_vs_ours": 1.0},
+                   "channels_last": {"ms_per_step": 45.0, "first_step_seconds": 0.1, "speed_vs_ours": 30 / 45},
+                   "torch.compile": {"error": "RuntimeError: no C++ compiler <script>alert(1)</script>"}}
+               for v in VARIANTS}
+    end = {"all_force_seconds": 300.0, "stages": {"data": 5.0, "train": 250.0, "docs": 30.0, "total": 285.0},
+           "train_seconds": {v: 200.0 for v in VARIANTS}, "ratio": 300.0 / 320.0,
+           "plain": {"variants": {}, "epochs_measured": 3, "extrapolated": True, "threads": 2, "seconds": 320.0},
+           "accuracies": {"lenet_bn_dropout": {"committed": 0.63, "bench_run": 0.63, "identical": True},
+                          "lenet_plain": {"committed": 0.61, "bench_run": 0.6, "identical": False}}}
+    report = {**loops["1"], "loops": loops, "options": options, "end_to_end": end, "profile_threads": 1,
+              "machine": "Linux-x86_64", "processor": "x86_64", "cores": 2, "commit": "0123456789abcdef", "dirty": False}
+    report["targets"] = bench.targets(report)
+    write_json(root / "bench.json", report)
+    rows = [{"variant": v, "loop": loop, "op": op, "ms_per_step": ms, "share": ms / 30.0}
+            for v in VARIANTS for loop in ("plain", "ours")
+            for op, ms in (("aten::mkldnn_convolution", 20.0), ("other", 10.0), ("total", 30.0))]
+    pd.DataFrame(rows).to_csv(root / "profile.csv", index=False)
 
 
 def write_fake_layers(root: Path) -> None:
@@ -474,6 +502,11 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
         external = re.findall(r'<(?:script|img|iframe)[^>]+src="(?:https?:)?//[^"]+"|'
                               r'<link[^>]+rel="(?:stylesheet|preload|preconnect)"[^>]+href="(?:https?:)?//[^"]+"', html)
         assert not external, f"{path} requests {external}"
+    speed = text(pages["reproducibility/index.html"])  # bench.json and profile.csv, formatted
+    assert "took 300 s" in speed and "needs 320 s" in speed and "a ratio of 0.94" in speed
+    assert "plain 60.00% vs 61.00%" in speed  # a run that did not reproduce is named, not hidden
+    assert "failed: RuntimeError: no C++ compiler <script>" in speed  # an option's error, as text
+    assert "<script>alert" not in pages["reproducibility/index.html"]
     results = pages["lenet/results/index.html"]
     assert "65.9%" in results and "61.8%" in results  # from summary.csv, formatted
     assert 'title="code name: lenet_bn_dropout">Model 1: BN + dropout</abbr> has the higher test accuracy' in results
