@@ -282,7 +282,7 @@ def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, 
     from pipeline import data as D
     from pipeline import stages as S
     from pipeline.errors import UserError
-    from pipeline.sweep import DataRef, SweepConfig, check_scheduler, default_jobs
+    from pipeline.sweep import DataRef, SweepConfig, check_scheduler
     from pipeline.train import DEVICES
     n = _number(seeds, int, "--seeds", 2)  # the analyses need at least two seeds
     epochs, jobs = _number(epochs, int, "--epochs", 1), _number(jobs, int, "--jobs", 1)
@@ -291,9 +291,9 @@ def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, 
     if scheduler:
         check_scheduler(scheduler)
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
-    # One worker process per core, each run single-threaded; fewer jobs get more threads each.
-    threads = max(1, default_jobs() // jobs) if jobs and not scheduler else 1
-    config = SweepConfig(epochs=epochs, device=device, threads=threads, train_eval_size=train_eval_size)
+    # One worker process per core; every run has pipeline.train.THREADS threads (fit sets them), so
+    # a run's numbers do not depend on --jobs: fewer jobs leave cores idle rather than change bits.
+    config = SweepConfig(epochs=epochs, device=device, train_eval_size=train_eval_size)
     ref = DataRef(str(batch_dir), info["md5s"], tuple(S.EXPECTED_COUNTS), S.VAL_SIZE, S.SPLIT_SEED)
     root = ART if epochs == contract.REFERENCE["epochs"] else RUNS / f"epochs{epochs}"
     if root != ART:

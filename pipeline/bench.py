@@ -237,17 +237,16 @@ def run(raw: dict, images: int, repeats: int, threads: list[int], log=print) -> 
     from pipeline import numpy_bench
     from pipeline.model import VARIANTS
     from pipeline.train import TrainConfig
+    data = {v: inputs(raw, v, images) for v in VARIANTS}  # every measurement uses the same images
     loops, profile, options = {}, [], {}
     for t in threads:
         with threads_set(t):
-            results = {}
-            for v in VARIANTS:
-                x, y = inputs(raw, v, images)
-                results[v] = compare_loops(TrainConfig(variant=v), x, y, repeats=repeats, log=log)
+            results = {v: compare_loops(TrainConfig(variant=v), *data[v], repeats=repeats, log=log)
+                       for v in VARIANTS}
             loops[str(t)] = report(results, images=images, repeats=repeats)
     with threads_set(THREADS):
         for v in VARIANTS:
-            x, y = inputs(raw, v, images)
+            x, y = data[v]
             profile += profile_rows(v, x, y)
             options[v] = option_timings(v, x, y)
             if log is not None:

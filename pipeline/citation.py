@@ -107,6 +107,14 @@ def table_entries(info: dict, caption: str, url: str, sources: list[str], commit
 
 # ------------------------------------------------------------------------------------------ references
 
+def arxiv(eprint: str, misc: bool = False) -> dict:
+    """The arXiv fields of a reference, all from its identifier (a @misc also gets howpublished,
+    which classic BibTeX styles print)."""
+    url = f"https://arxiv.org/abs/{eprint}"
+    return {"eprint": eprint, "archiveprefix": "arXiv", **({"howpublished": rf"\url{{{url}}}"} if misc else {}),
+            "url": url}
+
+
 @dataclass(frozen=True)
 class Reference:
     """A published work the pages cite: its BibTeX type and fields (only fields checked against
@@ -158,7 +166,7 @@ REFERENCES = (
     Reference("kingma2015adam", "inproceedings", {
         "author": "Diederik P. Kingma and Jimmy Ba", "title": "{Adam}: A Method for Stochastic Optimization",
         "booktitle": "3rd International Conference on Learning Representations ({ICLR})", "year": "2015",
-        "eprint": "1412.6980", "archiveprefix": "arXiv", "url": "https://arxiv.org/abs/1412.6980"},
+        **arxiv("1412.6980")},
         "Diederik P. Kingma, Jimmy Ba (2015). Adam: a method for stochastic optimization. ICLR 2015. "
         "arXiv:1412.6980.",
         "the optimiser of the LeNet runs (lenet/training.md)"),
@@ -166,8 +174,7 @@ REFERENCES = (
         "author": "Christian Szegedy and Vincent Vanhoucke and Sergey Ioffe and Jonathon Shlens and Zbigniew Wojna",
         "title": "Rethinking the Inception Architecture for Computer Vision",
         "booktitle": "Proceedings of the {IEEE} Conference on Computer Vision and Pattern Recognition ({CVPR})",
-        "pages": "2818--2826", "year": "2016", "eprint": "1512.00567", "archiveprefix": "arXiv",
-        "url": "https://arxiv.org/abs/1512.00567"},
+        "pages": "2818--2826", "year": "2016", **arxiv("1512.00567")},
         "Christian Szegedy, Vincent Vanhoucke, Sergey Ioffe, Jonathon Shlens, Zbigniew Wojna (2016). "
         "Rethinking the Inception architecture for computer vision. CVPR 2016, 2818–2826.",
         "label smoothing in the own CNN (cs182/own_cnn.md)"),
@@ -175,8 +182,7 @@ REFERENCES = (
         "author": "Leslie N. Smith and Nicholay Topin",
         "title": "Super-Convergence: Very Fast Training of Neural Networks Using Large Learning Rates",
         "booktitle": "Artificial Intelligence and Machine Learning for Multi-Domain Operations Applications",
-        "series": "Proceedings of {SPIE}", "volume": "11006", "year": "2019", "eprint": "1708.07120",
-        "archiveprefix": "arXiv", "url": "https://arxiv.org/abs/1708.07120"},
+        "series": "Proceedings of {SPIE}", "volume": "11006", "year": "2019", **arxiv("1708.07120")},
         "Leslie N. Smith, Nicholay Topin (2019). Super-convergence: very fast training of neural networks using "
         "large learning rates. Proc. SPIE 11006. arXiv:1708.07120.",
         "the one-cycle learning-rate schedule of the own CNN (cs182/own_cnn.md)"),
@@ -191,14 +197,12 @@ REFERENCES = (
         "SGD with Nesterov momentum in the own CNN (cs182/own_cnn.md)"),
     Reference("hendrycks2016gelu", "misc", {
         "author": "Dan Hendrycks and Kevin Gimpel", "title": "Gaussian Error Linear Units ({GELUs})",
-        "year": "2016", "eprint": "1606.08415", "archiveprefix": "arXiv",
-        "howpublished": r"\url{https://arxiv.org/abs/1606.08415}", "url": "https://arxiv.org/abs/1606.08415"},
+        "year": "2016", **arxiv("1606.08415", misc=True)},
         "Dan Hendrycks, Kevin Gimpel (2016). Gaussian error linear units (GELUs). arXiv:1606.08415.",
         "the GELU activations of the own CNN (cs182/own_cnn.md)"),
     Reference("jordan2024airbench", "misc", {
         "author": "Keller Jordan", "title": "94\\% on {CIFAR-10} in 3.29 Seconds on a Single {GPU}",
-        "year": "2024", "eprint": "2404.00498", "archiveprefix": "arXiv",
-        "howpublished": r"\url{https://arxiv.org/abs/2404.00498}", "url": "https://arxiv.org/abs/2404.00498"},
+        "year": "2024", **arxiv("2404.00498", misc=True)},
         "Keller Jordan (2024). 94% on CIFAR-10 in 3.29 seconds on a single GPU (airbench). arXiv:2404.00498.",
         "the own CNN's design: the frozen patch-whitening layer, the scaled logits, flip test-time "
         "augmentation (cs182/own_cnn.md)"),

@@ -40,6 +40,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.model import dropout_p, spec_name
 from pipeline.preprocess import MODES
+from pipeline.train import THREADS
 
 SPEC_KEYS = ("preprocess", "batch_norm", "dropout", "augment", "seed")
 CONNECT_SECONDS = 5       # to reach the scheduler: a scheduler on a LAN answers in milliseconds
@@ -54,7 +55,7 @@ class SweepConfig:
     batch_size: int = 128     # as pipeline.train.TrainConfig
     lr: float = 1e-3
     device: str = "cpu"       # the runs' device on the workers
-    threads: int = 1          # torch threads per run (one run per worker process)
+    threads: int = THREADS    # torch threads per run: fit() runs every CPU run with train.THREADS
     train_eval_size: int = 0  # eval-mode accuracy on this many training images per epoch (0: none)
 
 
@@ -134,10 +135,7 @@ def run_one(s: dict, config: SweepConfig, ref: DataRef) -> dict:
     """Train one spec and return its row: the spec, the final metrics of pipeline.train.fit
     (test_accuracy, best_val_accuracy, train_seconds, ...), device, threads, the worker, and
     "log", the per-epoch rows (CSV writers with fixed columns leave it out)."""
-    import torch
-
     from pipeline.train import TrainConfig, fit
-    torch.set_num_threads(config.threads)
     variant = spec_name(s["preprocess"], s["batch_norm"], s["dropout"], s["augment"])
     train_config = TrainConfig(variant=variant, epochs=config.epochs, batch_size=config.batch_size,
                                lr=config.lr, seed=s["seed"], device=config.device)
