@@ -59,7 +59,7 @@ DROPOUT_SUMMARY_COLUMNS = ("p", "n", "train_eval_accuracy", "val_accuracy", "gap
                            "gap_ci_high", "test_accuracy", "test_ci_low", "test_ci_high",
                            "test_vs_p0", "test_vs_p0_ci_low", "test_vs_p0_ci_high", "test_vs_p0_p")
 OWN_SEARCH_KEYS = ("widths", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-                   "label_smoothing", "warmup", "translate", "flip")
+                   "label_smoothing", "warmup", "bias_scaler", "lookahead", "translate", "flip")
 OWN_SEARCH_COLUMNS = ("trial", *OWN_SEARCH_KEYS, "val_accuracy", "train_seconds", "params",
                       "device", "data_md5")
 VERIFY_COLUMNS = ("variant", "metric", "committed", "rerun", "difference", "seeds_sd", "verdict")

@@ -54,19 +54,109 @@ def test_bad_widths_are_a_user_error():
 def test_one_cycle_schedule():
     total, peak = 100, 0.4
     lrs = [O.lr_at(s, total, peak, warmup=0.2) for s in range(total)]
-    assert lrs[19] == pytest.approx(peak) and max(lrs) == pytest.approx(peak)
-    assert all(a < b for a, b in zip(lrs[:20], lrs[1:20]))        # rising during warm-up
-    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:]))         # then falling
-    assert lrs[-1] == pytest.approx(peak / 80)
+    assert lrs[0] == 0 and lrs[20] == pytest.approx(peak) and max(lrs) == pytest.approx(peak)
+    assert all(a < b for a, b in zip(lrs[:21], lrs[1:21]))         # rising during warm-up
+    assert all(a > b for a, b in zip(lrs[20:], lrs[21:]))          # then falling
+    assert lrs[-1] == pytest.approx(0)
+    # airbench's ends: from 0.2 of the peak, down to 0.07 of it at the last step
+    lrs = [O.lr_at(s, total, peak, 0.23, start=0.2, end=0.07) for s in range(total)]
+    assert lrs[0] == pytest.approx(0.2 * peak) and lrs[23] == pytest.approx(peak)
+    assert lrs[-1] == pytest.approx(0.07 * peak) and min(lrs) == lrs[-1]
+    assert lrs[61] == pytest.approx(peak * (1 - 0.93 * 38 / 76))   # linear in between
 
 
-def test_flip_averaging_is_the_mean_of_both_views():
+def _shift(x, d):
+    """x viewed one pixel up-left (d = -1: pixel (i, j) shows (i - 1, j - 1)) or down-right
+    (d = +1), reflecting at the border, by explicit indices: an independent check of
+    tta_logits's padding."""
+    n = x.shape[-1]
+    idx = [abs(i + d) for i in range(n)]
+    idx = [2 * (n - 1) - i if i > n - 1 else i for i in idx]
+    return x[..., idx, :][..., :, idx]
+
+
+def test_test_time_augmentation_levels_are_the_means_of_their_views():
     m = O.OwnCNN((8, 8, 8)).eval()
     x = torch.randn(5, 3, 32, 32)
     with torch.no_grad():
-        want = (m(x) + m(x.flip(-1))) / 2
-    torch.testing.assert_close(O.predict(m, x, flip=True, channels_last=False), want)
-    torch.testing.assert_close(O.predict(m, x, flip=False, channels_last=True), m(x), atol=1e-5, rtol=1e-5)
+        def mirrored(v):
+            return (m(v) + m(v.flip(-1))) / 2
+        want = {0: m(x), 1: mirrored(x),
+                2: mirrored(x) / 2 + (mirrored(_shift(x, -1)) + mirrored(_shift(x, 1))) / 4}
+    for level, logits in want.items():
+        torch.testing.assert_close(O.predict(m, x, tta=level, channels_last=False), logits)
+        torch.testing.assert_close(O.predict(m, x, tta=level, channels_last=True), logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(UserError, match="tta must be"):
+        O.predict(m, x, tta=3)
+
+
+def test_bias_norm_moves_its_shift_as_sgd_with_a_scaled_learning_rate_would():
+    """SGD (Nesterov, weight decay) on BiasNorm's stored shift b' = b / 8 moves b exactly as SGD
+    with 64 times the learning rate and 1/64 of the weight decay (the same decay per step) moves
+    a plain batch norm's bias: airbench's bias_scaler, checked against torch's own BatchNorm."""
+    torch.manual_seed(0)
+    x, target = torch.randn(16, 4, 5, 5), torch.randn(16, 4, 5, 5)
+    ours = O.BiasNorm(4, bias_scaler=64.0)
+    plain = torch.nn.BatchNorm2d(4, eps=1e-12, momentum=0.4)
+    with torch.no_grad():
+        plain.bias.copy_(torch.randn(4))
+        ours.bias.copy_(plain.bias / 8)
+    plain.weight.requires_grad_(False)
+    lr, wd = 0.01, 0.003
+    opt_ours = torch.optim.SGD([ours.bias], lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    opt_plain = torch.optim.SGD([plain.bias], lr=64 * lr, momentum=0.9, nesterov=True, weight_decay=wd / 64)
+    for _ in range(3):
+        for norm, opt in ((ours, opt_ours), (plain, opt_plain)):
+            opt.zero_grad()
+            ((norm(x) - target) ** 2).mean().backward()
+            opt.step()
+        torch.testing.assert_close(ours.bias * 8, plain.bias, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.running_mean, plain.running_mean)
+    assert not ours.weight.requires_grad and torch.equal(ours.weight, torch.ones(4))
+
+
+def test_dirac_convs_start_by_passing_their_inputs_on():
+    x = torch.randn(2, 4, 6, 6)
+    widening, narrowing = O.dirac_conv(4, 6), O.dirac_conv(4, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(widening(x)[:, :4], x)
+        torch.testing.assert_close(narrowing(x), x[:, :3])
+        assert widening(x)[:, 4:].abs().sum() > 0                   # the rest: default init
+
+
+def test_lookahead_follows_pulls_back_and_hands_over():
+    net = O.OwnCNN((4, 4, 4))
+    slow = O.Lookahead(net)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for v in net.state_dict().values():
+            if v.is_floating_point():
+                v.add_(1.0)                                      # weights and running statistics
+    moved = {k: v.clone() for k, v in net.state_dict().items()}
+    slow.update(net, 0.25)                                       # 3/4 of the way to the net
+    for k, v in net.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, start[k] + 0.75)
+            torch.testing.assert_close(slow.slow[k], v)
+        else:
+            assert torch.equal(v, moved[k])                      # counters untouched
+    with torch.no_grad():
+        net.groups[0][0].weight.add_(4.0)
+    slow.update(net, 1.0)                                        # decay 1: the net becomes the slow copy
+    torch.testing.assert_close(net.groups[0][0].weight, start["groups.0.0.weight"] + 0.75)
+    assert O.lookahead_decay(0, 10) == 0 and O.lookahead_decay(10, 10) == pytest.approx(0.95 ** 5)
+
+
+def test_step_hook_counts_steps_and_shares_the_groups():
+    p = torch.nn.Parameter(torch.ones(2))
+    sgd, seen = torch.optim.SGD([p], lr=0.1), []
+    hook = O.StepHook(sgd, seen.append)
+    assert hook.param_groups is sgd.param_groups
+    for _ in range(3):
+        hook.zero_grad()
+        p.sum().backward()
+        hook.step()
+    assert seen == [1, 2, 3] and torch.allclose(p, torch.full((2,), 0.7))
 
 
 def test_fit_learns_a_separable_task_and_never_sees_test_labels_it_is_not_given(monkeypatch):
@@ -82,7 +172,16 @@ def test_fit_learns_a_separable_task_and_never_sees_test_labels_it_is_not_given(
         return run_epochs(*args, **kwargs)
 
     monkeypatch.setattr(O, "run_epochs", spy)
-    config, lines = O.OwnConfig(widths=(8, 8, 8), epochs=3, batch_size=64, lr=0.2), []
+    config, lines = O.OwnConfig(widths=(8, 8, 8), epochs=3, batch_size=64, lr=0.2, whiten_bias_epochs=1), []
+    bias_grads = []  # whether the whitening bias (the first trainable parameter) still trains, per step
+    hook = O.StepHook
+
+    class Spy(hook):
+        def step(self):
+            bias_grads.append(self.optimizer.param_groups[0]["params"][0].grad is not None)
+            super().step()
+
+    monkeypatch.setattr(O, "StepHook", Spy)
     r = O.fit(config, data, torch.device("cpu"), log=lines.append)
     assert r["final"]["val_accuracy"] > 0.9
     assert "test_accuracy" not in r["final"] and "test_predictions" not in r
@@ -95,7 +194,9 @@ def test_fit_learns_a_separable_task_and_never_sees_test_labels_it_is_not_given(
     assert options["augment"] == (config.translate, config.flip)
     assert options["label_smoothing"] == config.label_smoothing and options["channels_last"]
     assert [options["lr_schedule"](s) for s in range(total)] == \
-        [O.lr_at(s, total, config.lr, config.warmup) for s in range(total)]
+        [O.lr_at(s, total, config.lr, config.warmup, config.lr_start, config.lr_end) for s in range(total)]
+    # the whitening bias trains for whiten_bias_epochs only
+    assert bias_grads == [True] * (total // 3) + [False] * (total - total // 3)
 
 
 def test_later_stages_start_from_the_best_trial_so_far():
