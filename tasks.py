@@ -517,6 +517,8 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
     previous = store.previous("own_cnn/metrics.json")
     entry = store.manifest()["artifacts"].get("own_cnn/metrics.json")
     out = S.own_outputs(config, chosen, result, info, device_description(dev), raw["y_test"], previous, entry)
+    out["own_cnn/metrics.json"]["target"] = O.target_finding(result["final"]["test_accuracy"],
+                                                             result["final"]["train_seconds"])
     store.record("train-own", key, store.write_all(out),
                  _provenance(asdict(config), info, {"seed": config.seed, "split_seed": S.SPLIT_SEED},
                              device_description(dev)))

@@ -204,6 +204,15 @@ REFERENCES = (
         "author": "Keller Jordan", "title": "94\\% on {CIFAR-10} in 3.29 Seconds on a Single {GPU}",
         "year": "2024", **arxiv("2404.00498", misc=True)},
         "Keller Jordan (2024). 94% on CIFAR-10 in 3.29 seconds on a single GPU (airbench). arXiv:2404.00498.",
-        "the own CNN's design: the frozen patch-whitening layer, the scaled logits, flip test-time "
-        "augmentation (cs182/own_cnn.md)"),
+        "the own CNN's design: the frozen patch-whitening layer, batch norm that learns only its shift, "
+        "Dirac initialisation, the scaled logits, the lookahead schedule, test-time augmentation "
+        "(cs182/own_cnn.md)"),
+    Reference("zhang2019lookahead", "inproceedings", {
+        "author": "Michael Zhang and James Lucas and Jimmy Ba and Geoffrey E. Hinton",
+        "title": "Lookahead Optimizer: $k$ Steps Forward, 1 Step Back",
+        "booktitle": "Advances in Neural Information Processing Systems 32 ({NeurIPS} 2019)", "year": "2019",
+        "url": "https://proceedings.neurips.cc/paper/2019/hash/90fd4f88f588ae64038134f1eeaa023f-Abstract.html"},
+        "Michael Zhang, James Lucas, Jimmy Ba, Geoffrey E. Hinton (2019). Lookahead optimizer: k steps forward, "
+        "1 step back. NeurIPS 2019 (Advances in Neural Information Processing Systems 32).",
+        "lookahead in the own CNN (cs182/own_cnn.md)"),
 )

@@ -239,10 +239,12 @@ CONTRACT: tuple[Artifact, ...] = (
     Artifact("own_cnn/metrics.json", "train-own",
              "`config` (OwnConfig), `chosen`, `final`, `params`, `device`, `budget_seconds`, "
              "`budget_share`, `budget_used`, `within_budget`, data provenance, `history` (every "
-             "earlier final run)",
+             "earlier final run), `target` (`own_cnn.target_finding`: the target, met or not, "
+             "the page's sentence)",
              keys=("config", "chosen", "final", "params", "device", "budget_seconds", "budget_share",
-                   "within_budget", "data", "history"),
-             checks={"final.test_accuracy": "fraction", "final.val_accuracy": "fraction"}),
+                   "within_budget", "data", "history", "target"),
+             checks={"final.test_accuracy": "fraction", "final.val_accuracy": "fraction",
+                     "target.test_accuracy": "fraction"}),
     Artifact("own_cnn/log.csv", "train-own", "per epoch", OWN_LOG_COLUMNS,
              checks={"train_accuracy": "fraction", "seconds": "nonneg"}),
     Artifact("own_cnn/predictions.csv", "train-own", "test predictions", PREDICTION_COLUMNS,

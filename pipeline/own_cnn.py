@@ -307,6 +307,7 @@ def fit(config: OwnConfig, data: dict, device: torch.device, log=print) -> dict:
 BUDGET_SECONDS = 15 * 60  # the issue's CPU budget for the final run's training
 BUDGET_SHARE = 0.95       # plan the final run to this share of it: timing on a shared CPU varies
                           # (0.85 in the first final run, which then used 77% of the budget)
+TARGET_ACCURACY = 0.88    # issue 15's target for the final run's test accuracy, in the budget
 MAX_EPOCHS = 16           # beyond this the budget goes further on a wider net than on more epochs
 
 # The search runs in stages. Each trial is a set of overrides of OwnConfig, trained on the 45,000
@@ -319,6 +320,19 @@ SEARCH: list[dict[str, dict]] = [
     {"lr0.375": {"lr": 0.375}, "lr0.75": {"lr": 0.75}, "lr1.5": {"lr": 1.5}},
     {"batch256": {"batch_size": 256}, "wd2x": {"weight_decay": 0.00266}},
 ]
+
+
+def target_finding(test_accuracy: float, train_seconds: float) -> dict:
+    """Whether a final run met the target (TARGET_ACCURACY within BUDGET_SECONDS), with the
+    sentence the page states."""
+    met = test_accuracy >= TARGET_ACCURACY and train_seconds <= BUDGET_SECONDS
+    short = max(0.0, TARGET_ACCURACY - test_accuracy)
+    sentence = (f"The target ({TARGET_ACCURACY:.0%} in {BUDGET_SECONDS // 60} minutes of training) is met."
+                if met else
+                f"The target ({TARGET_ACCURACY:.0%} in {BUDGET_SECONDS // 60} minutes of training) is not met"
+                + (f": the test accuracy is {100 * short:.2f} percentage points short of it." if short
+                   else ": the training took longer than the budget."))
+    return {"test_accuracy": TARGET_ACCURACY, "budget_seconds": BUDGET_SECONDS, "met": met, "sentence": sentence}
 
 
 def trial_names() -> list[str]:

@@ -261,3 +261,12 @@ def test_committed_choice_is_the_best_validation_trial():
         {k: v for k, v in O.overrides_of(chosen).items() if k not in ("widths", "epochs")}
     assert tuple(metrics["config"]["widths"]) == O.overrides_of(chosen)["widths"]
     assert metrics["config"]["epochs"] == chosen["final_epochs"]
+
+
+def test_the_target_finding_says_met_only_when_both_accuracy_and_time_are_within():
+    met = O.target_finding(O.TARGET_ACCURACY, O.BUDGET_SECONDS)
+    assert met["met"] and met["sentence"].endswith("is met.")
+    short = O.target_finding(O.TARGET_ACCURACY - 0.0123, 100)
+    assert not short["met"] and "1.23 percentage points short" in short["sentence"]
+    slow = O.target_finding(0.99, O.BUDGET_SECONDS + 1)
+    assert not slow["met"] and "longer than the budget" in slow["sentence"]

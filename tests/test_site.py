@@ -274,6 +274,7 @@ def write_fake_own_cnn(root: Path, y_test: np.ndarray, official: bool) -> None:
                                       "device": "cpu (2 threads)", "budget_seconds": own_cnn.BUDGET_SECONDS,
                                       "budget_share": own_cnn.BUDGET_SHARE, "budget_used": 800.0 / 900,
                                       "within_budget": True, "data": {},
+                                      "target": own_cnn.target_finding(acc, 800.0),
                                       "recorded": {"commit": "0123456789ab", "dirty": False, "finished": "2025-01-01"},
                                       "history": [{"config": asdict(full), "chosen_trial": "lr0.25",
                                                    "test_accuracy": 0.8123, "val_accuracy": 0.82,
