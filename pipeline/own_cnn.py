@@ -317,7 +317,8 @@ MAX_EPOCHS = 16           # beyond this the budget goes further on a wider net t
 # trial and changes one thing at a time.
 TRIAL_EPOCHS = 2
 SEARCH: list[dict[str, dict]] = [
-    {"lr0.375": {"lr": 0.375}, "lr0.75": {"lr": 0.75}, "lr1.5": {"lr": 1.5}},
+    {"lr0.375": {"lr": 0.375}, "lr0.75": {"lr": 0.75}, "lr1.5": {"lr": 1.5},
+     "lr3": {"lr": 3.0}},  # added after the first pass: its best was the largest rate tried
     {"batch256": {"batch_size": 256}, "wd2x": {"weight_decay": 0.00266}},
 ]
 
