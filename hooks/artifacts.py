@@ -740,10 +740,11 @@ def own_search_table(s: Store) -> str:
     for r in s.read_csv("own_cnn/search.csv"):
         acc = fmt(r["val_accuracy"], "pct2")
         rows.append([f"**{fmt(r['trial'])}**" if r["trial"] == chosen else fmt(r["trial"]), fmt(r["widths"]),
-                     fmt(r["epochs"]), fmt(r["lr"]), fmt(r["label_smoothing"]), fmt(r["weight_decay"]),
-                     f"**{acc}**" if r["trial"] == chosen else acc, f"{float(r['train_seconds']):.0f}"])
-    return table(["trial", "widths", "epochs", "peak lr", "label smoothing", "weight decay",
-                  "val. acc.", "train time (s)"], rows, "llrrrrrr")
+                     fmt(r["epochs"]), fmt(r["batch_size"]), fmt(r["lr"]), fmt(r["label_smoothing"]),
+                     fmt(r["weight_decay"]), f"**{acc}**" if r["trial"] == chosen else acc,
+                     f"{float(r['train_seconds']):.0f}"])
+    return table(["trial", "widths", "epochs", "batch", "peak lr", "label smoothing", "weight decay",
+                  "val. acc.", "train time (s)"], rows, "llrrrrrrr")
 
 
 def own_history(s: Store) -> str:
