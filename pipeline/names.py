@@ -10,6 +10,7 @@ from __future__ import annotations
 DISPLAY = {
     "lenet_bn_dropout": ("Model 1: BN + dropout", "Model 1: normalized inputs, batch norm and dropout (p = 0.5)"),
     "lenet_plain": ("Model 2: plain", "Model 2: rescaled inputs, no batch norm, no dropout"),
+    "own_cnn": ("Our own CNN", "Our own CNN (CS182 5(d)): whitening layer and three conv groups"),
 }
 def display(variant: str, long: bool = False) -> str:
     """'lenet_bn_dropout' -> 'Model 1: BN + dropout'; an unknown name is returned as it is."""
