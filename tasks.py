@@ -341,10 +341,12 @@ def _value_problems(rel):
 
 
 @task(help={"seeds": "seeds per variant (default 5; seeds 0..N-1, seed 0 is `invoke train`'s run)",
-            **SWEEP_HELP, **DATA_HELP, "force": "retrain the extra seeds (never the reference runs)"})
+            **SWEEP_HELP, **DATA_HELP, "force": "retrain the extra seeds (never the reference runs)",
+            "analyse_only": "train nothing: recompute the analysis from the runs already recorded (an error "
+                            "if some are missing); `invoke derive` uses it after a new reference run"})
 @user_errors
 def seeds(c, seeds=None, epochs=None, jobs=None, scheduler=None, quiet=False, source=None,
-          allow_unofficial_data=False, force=False, device="cpu"):
+          allow_unofficial_data=False, force=False, device="cpu", analyse_only=False):
     """Both LeNet variants over several seeds: mean, 95% CI, paired comparison."""
     from pipeline import stages as S
     from pipeline.store import stage_key
@@ -359,7 +361,11 @@ def seeds(c, seeds=None, epochs=None, jobs=None, scheduler=None, quiet=False, so
     cid = S.config_id(config, ref)
     key = stage_key({"config_id": cid, "seeds": n, "reference": reference})
     runs = _sweep_rows(store, "lenet/seed_runs.csv", _value_problems("lenet/seed_runs.csv"))[1]
-    rows, todo = S.seeds_todo(runs, n, config, force)
+    rows, todo = S.seeds_todo(runs, n, config, force and not analyse_only)
+    if analyse_only and todo:
+        from pipeline.errors import UserError
+        raise UserError(f"{_rel(store.root / 'lenet/seed_runs.csv')} lacks {len(todo)} of the {2 * (n - 1)} extra "
+                        f"runs; run `invoke seeds --seeds {n}` to train them")
     provenance = _sweep_provenance({"seeds": n, **asdict(config), "config_id": cid}, n, config, info)
 
     def on_result(r):  # saved and recorded after every run: a killed sweep keeps what finished
@@ -650,6 +656,64 @@ def filters(c, images=None, force=False):
     return True
 
 
+# --- derive: what is computed from the reference runs ----------------------------------------
+
+@task(help=DATA_HELP)
+@user_errors
+def derive(c, source=None, allow_unofficial_data=False):
+    """Recompute what was derived from artifacts that have changed since (the seeds analysis, the
+    plots, verify's and the benchmark's comparisons after a new reference run): the sources each
+    file was computed from are recorded, and pipeline/contract.py's DERIVED_FROM says what derives
+    from what. Trains nothing; part of `invoke all`."""
+    from pipeline import contract
+    from pipeline import stages as S
+    from pipeline.errors import UserError
+    store = _store(None)
+    stale = store.stale()
+    if not stale:
+        print("derive: up to date (every derived file matches what it was computed from)")
+        return False
+    present = store.manifest()["artifacts"]
+    # every derived file, each after what it derives from; those stale and all that follow them
+    ranked = contract.downstream([r for r in present if not contract.sources(r, present)], present)
+    affected = {r for r, _ in stale} | set(contract.downstream({r for r, _ in stale}, present))
+    writers = list(dict.fromkeys(contract.writer_of(r) for r in ranked if r in affected))
+    given = {"source": source, "allow_unofficial_data": allow_unofficial_data}
+    for writer in writers:
+        print(f"derive: {writer}: " + ", ".join(r for r in ranked if r in affected and contract.writer_of(r) == writer))
+        if writer == "seeds":
+            config = store.previous("lenet/seeds.json")["config"]
+            seeds(c, seeds=config["seeds"], epochs=config["epochs"], analyse_only=True, quiet=True, **given)
+        elif writer == "plots":
+            plots(c, **given)
+        elif writer in ("verify", "bench"):
+            _compare_again(store, writer)
+        else:
+            raise UserError(f"{stale[0][0]} {stale[0][1]}; it is written by `invoke {writer}`, which derive does not "
+                            f"redo: run `{contract.invoke_command(writer)} --force`")
+    return True
+
+
+def _compare_again(store, writer: str) -> None:
+    """verify's or the benchmark's comparison with the reference runs, redone against the runs in
+    summary.csv now (stages.verify_rederived / bench_rederived), recorded with its old key and
+    provenance: the measurements are the ones it made."""
+    from pipeline import machine as M
+    from pipeline import stages as S
+    summary = store.read_csv("lenet/summary.csv")
+    if writer == "verify":
+        seeds_ = store.read_json("lenet/seeds.json") if store.exists("lenet/seeds.json") else None
+        machine = M.recorded([store.read_json(f"lenet/{r['variant']}/metrics.json") for r in summary])
+        report = S.verify_rederived(store.previous("verify.json"), summary, seeds_,
+                                    store.entry("lenet/summary.csv"), machine)
+        files = {"verify.csv": report["rows"], "verify.json": report}
+    else:
+        files = {"bench.json": S.bench_rederived(store.previous("bench.json"), summary)}
+    out, entry = _store(writer), store.entry(next(iter(files)))
+    out.record(writer, out.manifest()["tasks"].get(writer, {}).get("key", ""), out.write_all(files),
+               {k: entry.get(k) for k in ("config", "seeds", "device", "data")})
+
+
 # --- verify, bench -------------------------------------------------------------------------
 
 @task(help={**DEVICE_HELP, **DATA_HELP, "quiet": "no progress bar"})
@@ -657,8 +721,7 @@ def filters(c, images=None, force=False):
 def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=False):
     """Retrain the reference runs into build/verify/ and compare every metric with the committed
     ones: identical, within the seeds' spread, or not -> artifacts/verify.{csv,json}."""
-    import platform
-
+    from pipeline import machine as M
     from pipeline import stages as S
     from pipeline.store import git_state
     committed = _store(None)
@@ -668,15 +731,18 @@ def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=Fal
     from pipeline.contract import REFERENCE
     train(c, device=device, quiet=quiet, source=source, allow_unofficial_data=allow_unofficial_data,
           force=True, root=SCRATCH, **{k: REFERENCE[k] for k in ("epochs", "batch_size", "lr", "seed")})
-    rerun = _store(None, SCRATCH).read_csv("lenet/summary.csv")
+    scratch = _store(None, SCRATCH)
+    rerun = scratch.read_csv("lenet/summary.csv")
     seeds_ = committed.read_json("lenet/seeds.json") if committed.exists("lenet/seeds.json") else None
     rows = S.verify_rows(summary, rerun, seeds_)
     entry = committed.entry("lenet/summary.csv")
+    # each side's machine as its training processes recorded it in metrics.json (older: "unknown")
+    machines = [M.recorded([store.read_json(f"lenet/{r['variant']}/metrics.json") for r in runs_])
+                for store, runs_ in ((committed, summary), (scratch, rerun))]
     report = {"verdict": S.verdict_of(rows), "rows": rows,
-              "committed": {k: entry.get(k) for k in ("commit", "dirty", "torch", "device", "timestamp")},
+              "committed": S.verify_committed(entry, machines[0]),
               "rerun": {**git_state(ROOT), "torch": __import__("torch").__version__,
-                        "device": sorted({r["device"] for r in rerun}), "machine": platform.platform(),
-                        "processor": platform.processor() or platform.machine(),
+                        "device": sorted({r["device"] for r in rerun}), "machine": machines[1],
                         "seconds": round(time.perf_counter() - t0, 1), "finished": S.now()}}
     store = _store("verify")
     store.record("verify", report["rerun"]["commit"], store.write_all({"verify.csv": rows, "verify.json": report}),
@@ -700,21 +766,21 @@ def bench(c, images=None, repeats=None, end_to_end=True, plain_epochs=None, sour
     profile of one step of each, the options tried (channels-last, torch.compile), and `invoke all
     --force` against the plain way's training time, each with its target -> artifacts/bench.json,
     artifacts/profile.csv."""
-    import platform
-
     from pipeline import bench as B
     from pipeline import parallel
     from pipeline import stages as S
+    from pipeline.machine import describe
     from pipeline.store import git_state, stage_key
-    from pipeline.train import THREADS
+    from pipeline.train import THREADS, select_device
     images = _number(_default(images, 12800), int, "--images", 128)
     repeats = _number(_default(repeats, 5), int, "--repeats", 1)
     plain_epochs = _number(_default(plain_epochs, 3), int, "--plain-epochs", 1)
     raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     threads = sorted({THREADS, parallel.cores()})
     report, profile = B.run(raw, images, repeats, threads, log=print)
-    report.update(targets=B.targets(report), machine=platform.platform(), cores=parallel.cores(),
-                  processor=platform.processor() or platform.machine(), **git_state(ROOT))
+    # the loops ran on the "auto" device (TrainConfig's default) at each of `threads`
+    report.update(targets=B.targets(report), machine=describe(select_device("auto"), threads),
+                  cores=parallel.cores(), **git_state(ROOT))
     config = {"images": images, "repeats": repeats, "end_to_end": end_to_end, "plain_epochs": plain_epochs}
 
     def save(root=None):
@@ -748,7 +814,9 @@ def _bench_all(raw, plain_epochs, source, allow_unofficial_data, save) -> dict:
     env = {**os.environ, "LENET_ARTIFACTS": str(scratch)}
     given = [*(["--source", source] if source else []), *(["--allow-unofficial-data"] if allow_unofficial_data else [])]
     start = time.perf_counter()
-    proc = _run([sys.executable, "-m", "invoke", "all", "--force", *given], env=env)
+    # --no-pdf: the end-to-end time stays the pipeline's, comparable with the runs measured before
+    # the PDF joined `invoke all` (printing it takes about 40 s more here)
+    proc = _run([sys.executable, "-m", "invoke", "all", "--force", "--no-pdf", *given], env=env)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         from pipeline.errors import UserError
@@ -788,40 +856,72 @@ def serve(c, port=None):
                    env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
+# Tests of pages, prints and citations: they touch no float kernels, so the --lower-isa run leaves them out.
+PAGE_TESTS = ("test_site", "test_pdf", "test_escaping", "test_escape_text", "test_citations", "test_cite_deploy",
+              "test_maths", "test_browser", "test_notebook_css", "test_answers_site", "test_questions", "test_errata")
+
+
 @task(help={"browser": "also run the browser tests of the built site (needs chromium)",
             "fast": "only the fast tests (not slow, not browser): under 3 minutes",
-            "k": "only tests matching this pytest -k expression"})
-def test(c, browser=True, fast=False, k=None):
+            "k": "only tests matching this pytest -k expression",
+            "lower_isa": "run the tests that touch floating point with oneDNN held one instruction set below "
+                         "this CPU's best (ONEDNN_MAX_CPU_ISA), as another CPU computes; CI runs it"})
+def test(c, browser=True, fast=False, k=None, lower_isa=False):
     """Run the test suite (pytest)."""
     args = ["-m", "not slow and not browser"] if fast else [] if browser else ["-m", "not browser"]
     args += ["-k", k] if k else []
-    code = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=ROOT).returncode
+    env = dict(os.environ)
+    if lower_isa:
+        import torch
+
+        from pipeline.machine import lower_isa as below
+        best = torch.backends.cpu.get_cpu_capability()
+        if below(best) is None:
+            print(f"test: this CPU's instruction set is {best}; there is none below it to test with")
+            return
+        env["ONEDNN_MAX_CPU_ISA"] = below(best)
+        args = ["-m", "not slow and not browser" if fast else "not browser", *(["-k", k] if k else []),
+                *(f"--ignore=tests/{name}.py" for name in PAGE_TESTS)]
+        print(f"test: ONEDNN_MAX_CPU_ISA={below(best)} (this CPU: {best}); page tests left out")
+    code = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=ROOT, env=env).returncode
     if code:
         raise Exit(code=code)
 
 
-@task(help={"site_dir": "the built site to print (default site); report.pdf is written into it"})
-@user_errors
-def pdf(c, site_dir="site"):
-    """Print the built site to SITE_DIR/report.pdf with Chromium (offline): cover, every nav page in
-    order, page numbers, bookmarks. Build the site first (`invoke docs`)."""
+def _publish_pdf(site_dir="site", force=False, optional=False):
+    """SITE_DIR/report.pdf, printed or copied from build/pdf/ (pipeline/pdf.py's publish), and the
+    link to it on every page. `optional` (invoke all): without Chromium, one line and no link."""
     from pipeline import pdf as P
     from pipeline.errors import UserError
-    from pipeline.store import git_state, write_bytes_atomic
+    from pipeline.store import git_state
     folder = (ROOT / site_dir).resolve()
     if not (folder / "index.html").is_file():
         raise UserError(f"no built site in {_rel(folder)}; run `invoke docs --site-dir {site_dir}` first")
-    if not P.CHROMIUM.is_file():
-        raise UserError(f"{P.CHROMIUM} is missing; install Chromium (apt-get install -y chromium)")
     state = git_state(ROOT)
     commit = state["commit"][:12] + (" (with uncommitted changes)" if state["dirty"] else "")
     t0 = time.perf_counter()
-    report = P.build(folder, ROOT / "mkdocs.yml", commit)
-    write_bytes_atomic(folder / P.PDF_NAME, report.pdf)
-    for problem in report.problems:
+    try:
+        done = P.publish(folder, ROOT / "mkdocs.yml", commit, ROOT / "build" / "pdf", force=force)
+    except P.NoBrowser as e:
+        if not optional:
+            raise
+        print(f"pdf: skipped: {e}; the site links no PDF")
+        return
+    for problem in done.problems:
         print(f"pdf: warning: {problem}")
-    print(f"pdf: wrote {_rel(folder / P.PDF_NAME)}: {report.pages} pages, {len(report.pdf) / 1e6:.1f} MB, "
-          f"{time.perf_counter() - t0:.0f} s")
+    how = "printed" if done.printed else "up to date, copied from build/pdf/"
+    print(f"pdf: {how}: {_rel(folder / P.PDF_NAME)}, {done.pages} pages, {done.size / 1e6:.1f} MB, "
+          f"{time.perf_counter() - t0:.1f} s; {done.linked} pages link it")
+
+
+@task(help={"site_dir": "the built site to print (default site); report.pdf is written into it",
+            "force": "print again even if build/pdf/ holds the PDF of these same pages"})
+@user_errors
+def pdf(c, site_dir="site", force=False):
+    """Print the built site to SITE_DIR/report.pdf with Chromium (offline): cover, every nav page in
+    order, page numbers, bookmarks; then link it from every page. Build the site first (`invoke
+    docs`). The last PDF is kept in build/pdf/ and copied when the pages are the same."""
+    _publish_pdf(site_dir, force=force)
 
 
 @task(name="test-site")
@@ -879,25 +979,31 @@ def clean(c, artifacts=False):
             shutil.rmtree(p, ignore_errors=True)
 
 
-@task(name="all", help={**DATA_HELP, **FORCE_HELP, **DEVICE_HELP})
+@task(name="all", help={**DATA_HELP, **FORCE_HELP, **DEVICE_HELP,
+                        "pdf": "print the site's PDF after it, where Chromium is (default true)"})
 @user_errors
-def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False):
-    """Everything: data -> train both variants -> plots -> answers -> layers -> filters -> site;
-    times each stage. A stage that is up to date writes nothing, and a run that redid nothing
-    leaves timings.json as it was. The site also reads `invoke seeds`, `ablation`, `dropout` and
-    `train-own`, which take longer (10-75 min each on 2 cores), are run by hand and committed."""
+def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False, pdf=True):
+    """Everything: data -> train both variants -> plots -> derive (what is computed from the
+    reference runs: seeds analysis, verify and bench comparisons) -> answers -> layers -> filters -> site ->
+    its PDF (skipped, with one line, without Chromium); times each stage. A stage that is up to date
+    writes nothing, and a run that redid nothing leaves timings.json as it was. The site also reads
+    `invoke seeds`, `ablation`, `dropout` and `train-own`, which take longer (10-75 min each on 2
+    cores), are run by hand and committed."""
     from pipeline.store import clean_litter, git_state
     clean_litter(ART, older_than=600)  # temp files a killed write left behind (not a running one's)
     given = {"source": source, "allow_unofficial_data": allow_unofficial_data}
     stages = [("data", lambda: data(c, force=force, **given)),
               ("train", lambda: train(c, device=device, quiet=True, force=force, **given)),
-              ("plots", lambda: plots(c, force=force)), ("answers", lambda: answers(c, force=force)),
+              ("plots", lambda: plots(c, force=force)), ("derive", lambda: derive(c, **given)),
+              ("answers", lambda: answers(c, force=force)),
               ("layers", lambda: layers(c, force=force)), ("filters", lambda: filters(c, force=force)),
               ("docs", lambda: docs(c))]
+    if pdf:  # the PDF is a copy from build/pdf/ when the pages are those it was printed from
+        stages.append(("pdf", lambda: _publish_pdf(optional=True)))
     timings, redone, start = {}, [], time.perf_counter()
     for name, run in stages:
         t0 = time.perf_counter()
-        if run() and name != "docs":
+        if run() and name not in ("docs", "pdf"):  # the site and its PDF are no artifacts
             redone.append(name)
         timings[name] = round(time.perf_counter() - t0, 2)
     timings["total"] = round(time.perf_counter() - start, 2)

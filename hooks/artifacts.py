@@ -66,6 +66,10 @@ argument and [brackets] an optional one:
     own_search_table, own_history, models_table
                                      the CS182 pages' tables (cs182/, own_cnn/)
     verify_table                     the reproduction verdict of `invoke verify` (verify.json)
+    machine FILE [KEY]               the machine record (CPU, ISA, threads, torch build) at KEY
+                                     (default machine) of a JSON artifact, as one line; "not
+                                     recorded" for a file written before machines were recorded
+    gpu_note                         the sentence on whether any published run used a GPU
     per_class_table                  test accuracy per class of both reference runs (lenet/per_class.csv)
     question_index                   every question of the three homeworks, its final answer and
                                      link (pipeline/answers/questions.py), and its CSV
@@ -126,6 +130,7 @@ if str(REPO) not in sys.path:
 from pipeline import citation as citations  # noqa: E402
 from pipeline import contract  # noqa: E402
 from pipeline.ablation import PUBLISHED  # noqa: E402
+from pipeline.machine import DIFFERS, gpu_note as gpu_sentence  # noqa: E402
 from pipeline.answers import questions  # noqa: E402
 from pipeline.names import display  # noqa: E402
 from pipeline.store import Store, StoreError  # noqa: E402
@@ -245,6 +250,13 @@ def check_reference(s: Store) -> None:
             if _differs(config.get(k), want):
                 raise PluginError(f"{s.show(rel)} was trained with {k}={config.get(k)}, not the reference "
                                   f"{want}: {train}")
+    stale = s.stale()  # contract.DERIVED_FROM: each derived file records what it was computed from
+    if stale:
+        rel, why = stale[0]
+        more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+        raise PluginError(f"{s.show(rel)} {why}{more}: the tree mixes runs; the site publishes one "
+                          f"reference. Run `invoke derive` to derive it again from what is here (or "
+                          f"restore artifacts/ with git).")
     used = s.read_json(SEEDS)["reference"]
     for r in rows:
         if _differs(used.get(r["variant"]), float(r["test_accuracy"])):
@@ -522,15 +534,74 @@ def verify_table(s: Store) -> str:
     rows = [[model(r["variant"]), fmt(str(r["metric"]).replace("_", " ")), fmt(r["committed"], ".4g"),
              fmt(r["rerun"], ".4g"), fmt(r["verdict"])] for r in report["rows"]]
     c, r = report["committed"], report["rerun"]
+    cm, rm = machine_fields(c.get("machine")), machine_fields(r.get("machine"))
+    if any(isinstance(m, dict) for m in (c.get("machine"), r.get("machine"))):
+        machine_rows = [[label, text(cm[label]), text(rm[label])] for label in MACHINE_ROWS]
+    else:  # both files older than the record: one row says so, not seven
+        machine_rows = [["CPU, instruction set, torch build", text(cm["CPU"]), text(rm["CPU"])]]
     machines = table(["", "committed run", "rerun"], [
         ["commit", code(str(c.get("commit"))[:10]), code(str(r.get("commit"))[:10])],
         ["torch", code(c.get("torch")), code(r.get("torch"))],
         ["device", fmt(c.get("device")), fmt(r.get("device") or [])],
+        *machine_rows,
         ["finished", fmt(c.get("timestamp")), fmt(r.get("finished"))]])
+    # a verify.json written before machines were recorded holds the rerun's platform and processor
+    where = (f" on {code(r['machine'])} ({fmt(r.get('processor'))})" if isinstance(r.get("machine"), str)
+             and "processor" in r else "")
     return "\n".join([f"**Verdict: {fmt(report['verdict'])}.**", "",
                       table(["variant", "metric", "committed", "rerun", "verdict"], rows, "llrrl"), "", machines,
-                      "", f"The rerun ran on {code(r.get('machine'))} ({fmt(r.get('processor'))}) in "
-                      f"{fmt(r.get('seconds'), 'f1')} s."])
+                      "", f"The rerun ran{where} in {fmt(r.get('seconds'), 'f1')} s."])
+
+
+MACHINE_ROWS = ("CPU", "instruction set", "torch threads", "torch build", "GPU", "Python", "platform")
+
+
+def machine_fields(m) -> dict[str, str]:
+    """A machine record (pipeline.machine.describe's dict) as {row label: plain text}, in
+    MACHINE_ROWS order; anything else (a file written before machines were recorded) says so."""
+    if not isinstance(m, dict):
+        return dict.fromkeys(MACHINE_ROWS, "differs between the runs" if m == DIFFERS else "not recorded")
+    cap = m.get("onednn_max_cpu_isa")
+    threads = m.get("threads")
+    build = [m.get("torch"), f"CUDA {m['torch_cuda']}" if m.get("torch_cuda") else "CPU build",
+             f"git {str(m.get('torch_git'))[:12]}" if m.get("torch_git") else "", "debug" if m.get("torch_debug") else ""]
+    return {"CPU": f"{m.get('cpu')} ({m.get('cores')} cores)",
+            "instruction set": f"{m.get('isa')}" + (f" (ONEDNN_MAX_CPU_ISA={cap})" if cap else ""),
+            "torch threads": " and ".join(map(str, threads)) if isinstance(threads, list) else str(threads),
+            "torch build": ", ".join(str(b) for b in build if b), "GPU": str(m.get("gpu") or "none"),
+            "Python": str(m.get("python")), "platform": str(m.get("platform"))}
+
+
+def machine_line(m) -> str:
+    """A machine record as one line of prose: CPU, instruction set, threads, torch, GPU."""
+    f = machine_fields(m)
+    if not isinstance(m, dict):
+        return text(f["CPU"])
+    gpu = f", GPU {f['GPU']}" if m.get("gpu") else ""
+    return text(f"{f['CPU']}, instruction set {f['instruction set']}, torch threads {f['torch threads']}, "
+                f"torch {f['torch build']}{gpu}, Python {f['Python']}, {f['platform']}")
+
+
+def machine(s: Store, rel: str, key: str = "machine") -> str:
+    """The machine record at KEY (dotted) of a JSON artifact, as one line; a file without it
+    (written before machines were recorded) gives "not recorded"."""
+    found = s.read_json(rel)
+    for part in key.split("."):
+        found = found.get(part) if isinstance(found, dict) else None
+    return machine_line(found)
+
+
+def gpu_note(s: Store) -> str:
+    """Whether any published figure was measured on a GPU, from the devices every run recorded:
+    the sentence is pipeline.machine.gpu_note's, the hook only gathers the devices."""
+    devices = {"the reference runs": [r["device"] for r in runs(s).values()],
+               "the seed runs": [r["device"] for r in s.read_csv("lenet/seed_runs.csv")],
+               "the ablation": [r["device"] for r in s.read_csv("ablation/runs.csv")],
+               "the dropout runs": [r["device"] for r in s.read_csv("cs182/dropout/runs.csv")],
+               "the own CNN": [r["device"] for r in s.read_csv("own_cnn/summary.csv")],
+               "`invoke bench`": [dig(s.read_json("bench.json"), "device", s.show("bench.json"))],
+               "`invoke verify`'s rerun": list(s.read_json("verify.json")["rerun"].get("device") or [])}
+    return prose(gpu_sentence(devices))
 
 
 _figures = {"page": None, "n": 0}  # figure numbers restart on every page
@@ -995,13 +1066,20 @@ REFERENCES_BIB = "assets/references.bib"  # every REFERENCES entry, generated by
 
 
 def bench_setting(s: Store) -> str:
-    """Where and how `invoke bench` measured (bench.json): machine, cores, torch, commit."""
+    """Where and how `invoke bench` measured (bench.json): machine (CPU, instruction set, threads,
+    torch build), commit. A bench.json written before machines were recorded holds only the
+    platform and processor: the sentence says the rest was not recorded."""
     rel = "bench.json"
     b, where = s.read_json(rel), s.show(rel)
     commit = str(dig(b, "commit", where))[:12] + (" (with uncommitted changes)" if dig(b, "dirty", where) else "")
-    return (f"Measured by `invoke bench` at commit `{commit}` on {text(dig(b, 'processor', where))}, "
-            f"{fmt(dig(b, 'cores', where))} cores ({text(dig(b, 'machine', where))}), torch "
-            f"{text(dig(b, 'torch', where))}; every ratio compares two timings taken in the same run.")
+    m = dig(b, "machine", where)
+    if isinstance(m, dict):
+        on = machine_line(m)
+    else:
+        on = (f"{text(b.get('processor'))}, {fmt(dig(b, 'cores', where))} cores ({text(m)}), torch "
+              f"{text(dig(b, 'torch', where))} (CPU model, instruction set and torch build not recorded: "
+              f"this bench.json predates them)")
+    return f"Measured by `invoke bench` at commit `{commit}` on {on}; every ratio compares two timings taken in the same run."
 
 
 def bench_targets_table(s: Store) -> str:
@@ -1092,6 +1170,7 @@ PLACEHOLDERS = {
     "table_block": table_block, "download": download, "references": references,
     "bench_setting": bench_setting, "bench_targets_table": bench_targets_table, "bench_loops_table": bench_loops_table,
     "bench_options_table": bench_options_table, "profile_table": profile_table, "bench_end_to_end": bench_end_to_end,
+    "machine": machine, "gpu_note": gpu_note,
 }
 
 

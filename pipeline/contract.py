@@ -92,6 +92,12 @@ class Artifact:
     rows_recorded: bool = False  # a sweep's resumable rows: the manifest keeps each line's digest
 
     @property
+    def derives_from(self) -> tuple[str, ...]:
+        """The artifacts this one is computed from (patterns of DERIVED_FROM): when one of them
+        changes, this one is stale and is derived again (`invoke derive`, part of `invoke all`)."""
+        return DERIVED_FROM.get(self.pattern, ())
+
+    @property
     def format(self) -> str:
         return self.pattern.rsplit(".", 1)[-1].rstrip("}")
 
@@ -131,9 +137,10 @@ CONTRACT: tuple[Artifact, ...] = (
                      "test_loss": "nonneg", "seconds": "nonneg"}),
     Artifact("lenet/{variant}/metrics.json", "train",
              "`config` (TrainConfig, asdict), `final` (as summary), `params_by_layer`, `device`, "
-             "`peak_rss_mib`, `data`",
+             "`peak_rss_mib`, `data`, `machine` (pipeline/machine.py: CPU model, instruction set, "
+             "threads, torch build, GPU)",
              keys=("variant", "description", "config", "preprocess", "final", "params_by_layer",
-                   "device", "peak_rss_mib", "data"),
+                   "device", "peak_rss_mib", "data", "machine"),
              checks={"final.test_accuracy": "fraction", "final.best_val_accuracy": "fraction",
                      "params_by_layer.*": "count"}),
     Artifact("lenet/{variant}/confusion.csv", "train",
@@ -277,6 +284,67 @@ CONTRACT: tuple[Artifact, ...] = (
 )
 
 
+# --- what is derived from what ---------------------------------------------------------------
+# An artifact computed from other artifacts names them here (patterns of CONTRACT). The store
+# records, with each such file, the sha256 of every source it was computed from; the site refuses a
+# tree where they differ from the sources present (a mix of runs); `invoke derive` recomputes what
+# is stale, in the order this graph gives. What a reference run feeds is therefore found here, not
+# kept by hand: `downstream(["lenet/summary.csv"])`.
+_RUN_FILES = ("lenet/summary.csv", "lenet/{variant}/log.csv", "lenet/{variant}/metrics.json",
+              "lenet/{variant}/confusion.csv", "lenet/{variant}/predictions.csv", "lenet/{variant}/weights.pt")
+_CURVES = ("lenet/summary.csv", "lenet/{variant}/log.csv", "lenet/{variant}/confusion.csv",
+           "lenet/{variant}/predictions.csv")
+DERIVED_FROM = {
+    # the reference runs are trained on the data `invoke data` recorded
+    **{p: ("data/dataset.json",) for p in _RUN_FILES},
+    "lenet/seeds.json": ("lenet/summary.csv", "lenet/seed_runs.csv"),   # seed 0 is the reference run
+    "lenet/seeds.csv": ("lenet/summary.csv", "lenet/seed_runs.csv"),
+    "lenet/findings.json": ("lenet/summary.csv", "lenet/{variant}/log.csv"),
+    "lenet/per_class.csv": ("lenet/{variant}/confusion.csv",),
+    "lenet/{variant}/confident_mistakes.csv": ("lenet/{variant}/weights.pt", "lenet/{variant}/predictions.csv",
+                                               "lenet/{variant}/confusion.csv"),
+    "plots/{learning_curves|per_class_accuracy|samples}." + _FIG: _CURVES,
+    "plots/confusion_{variant}." + _FIG: ("lenet/{variant}/confusion.csv",),
+    "plots/confident_mistakes_{variant}." + _FIG: ("lenet/{variant}/confident_mistakes.csv",),
+    "own_cnn/own_cnn_log." + _FIG: ("own_cnn/log.csv",),
+    # verify compares a rerun with the committed reference (its spread from seeds.json); the
+    # benchmark's end-to-end run states whether it reproduced the committed accuracies
+    "verify.csv": ("lenet/summary.csv", "lenet/seeds.json"),
+    "verify.json": ("lenet/summary.csv", "lenet/seeds.json"),
+    "bench.json": ("lenet/summary.csv",),
+}
+
+
+def _matches(pattern: str, rels) -> list[str]:
+    regex = Artifact(pattern, "", "").regex
+    return sorted(r for r in rels if regex.match(r))
+
+
+def sources(rel: str, present) -> list[str]:
+    """The files among `present` (paths under artifacts/) that `rel` is derived from."""
+    spec = spec_of(rel)
+    return sorted({s for p in (spec.derives_from if spec else ()) for s in _matches(p, present)})
+
+
+def downstream(changed, present) -> list[str]:
+    """Every file among `present` derived, directly or through others, from one of `changed`, in an
+    order where each comes after everything it is derived from."""
+    present = sorted(set(present))
+    reached, grew = set(changed), True
+    while grew:
+        new = {r for r in present if r not in reached and set(sources(r, present)) & reached}
+        reached |= new
+        grew = bool(new)
+    todo, order = sorted(reached - set(changed)), []
+    while todo:
+        ready = [r for r in todo if not set(sources(r, present)) & set(todo)]
+        if not ready:
+            raise AssertionError(f"DERIVED_FROM has a cycle among {todo}")
+        order += ready
+        todo = [r for r in todo if r not in ready]
+    return order
+
+
 def spec_of(rel: str) -> Artifact | None:
     """The contract entry of a path under artifacts/, or None if the contract does not list it."""
     found = [a for a in CONTRACT if a.regex.match(rel)]
@@ -317,8 +385,13 @@ def markdown() -> str:
         "Raw images are data and never committed: the sample grid's test images go to the git-ignored",
         "`data/test_samples.npz` cache.",
         "",
-        "| path | written by | what | columns / keys | checked on read |",
-        "|---|---|---|---|---|",
+        "A file computed from other artifacts names them under \"derived from\" (`DERIVED_FROM`): the",
+        "manifest keeps the sha256 of each source it was computed from, the site refuses a tree where they",
+        "differ from the files present (a mix of runs), and `invoke derive` (part of `invoke all`) computes",
+        "again whatever is stale, in this graph's order, without training.",
+        "",
+        "| path | written by | what | columns / keys | checked on read | derived from |",
+        "|---|---|---|---|---|---|",
     ]
     for a in CONTRACT:
         shape = (", ".join(f"`{c}`" for c in a.columns) if a.columns
@@ -327,5 +400,6 @@ def markdown() -> str:
         writer = a.writer if a.writer == STORE else f"`invoke {a.writer}`"
         what = a.what + ("; resumable: the manifest keeps each line's digest, and a line it does not know "
                           "(edited outside the pipeline) is set aside and redone" if a.rows_recorded else "")
-        lines.append(f"| `{a.pattern}` | {writer} | {what} | {shape} | {checks} |")
+        derived = ", ".join(f"`{p}`" for p in a.derives_from)
+        lines.append(f"| `{a.pattern}` | {writer} | {what} | {shape} | {checks} | {derived} |")
     return "\n".join(lines) + "\n"

@@ -115,7 +115,9 @@ class MaxPool2x2ReLU(torch.autograd.Function):
         down = bottom > top
         out = torch.maximum(top, bottom).clamp_min_(0)
         # Flat index (in the H*W plane) of each window's maximum, as max_pool2d_with_indices has it.
-        corner = torch.arange(0, H * W, 2 * W).view(-1, 1) + torch.arange(0, W, 2)  # (H/2, W/2)
+        # On a's device: a CPU index would make the add below fail on a GPU (tests/test_train.py).
+        corner = (torch.arange(0, H * W, 2 * W, device=a.device).view(-1, 1)
+                  + torch.arange(0, W, 2, device=a.device))                        # (H/2, W/2)
         idx = torch.add(corner, down, alpha=W).add_(torch.where(down, right1, right0))
         ctx.save_for_backward(a, idx, out)
         return out

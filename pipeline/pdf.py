@@ -11,15 +11,24 @@ page numbers ("page 7 of 95") from a one-print overlay, adds a bookmark outline 
 contents are, and turns links into the PDF's own pages into internal links. Nothing outside
 127.0.0.1 is requested: the print is offline.
 
-Pure functions (the page order, the numbering, the outline plan, the cover) need no browser and
-are unit-tested; `build` is the one entry point that does.
+Every page of the site links the PDF (an icon in the header, a line in the footer) only once the
+PDF is there (issue 22, item 5): MkDocs writes no link; `publish` puts report.pdf into the built
+site and then inserts the link into every page (`link_site`). The print is costly (about a
+minute), so `publish` keeps the last PDF outside the site, which `mkdocs build` empties, keyed by
+what it was printed from (`site_key`), and copies it when the key matches.
+
+Pure functions (the page order, the numbering, the outline plan, the cover, the link) need no
+browser and are unit-tested; `build` prints, and `publish` is the one entry point that writes.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import http.server
+import importlib.util
 import io
+import json
 import posixpath
 import re
 import threading
@@ -28,10 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
+from pipeline.errors import UserError
+
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's Chromium: Playwright's own download does not work here
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
-PDF_NAME = "report.pdf"  # written into the site folder; every page links it (hooks/pdf_link.py)
+PDF_NAME = "report.pdf"  # written into the site folder; every page then links it (link_site)
 PAPER = "A4"
 # Room above and below for the header (section and title) and the footer (page number).
 MARGIN = {"top": "18mm", "bottom": "16mm", "left": "14mm", "right": "14mm"}
@@ -190,6 +201,56 @@ def footer_template() -> str:
     the report (its own page count is the report's), and stamped onto every page."""
     return ('<div style="font-size:8px;color:#555;width:100%;text-align:center;">'
             'page <span class="pageNumber"></span> of <span class="totalPages"></span></div>')
+
+
+# --- the link on every page ---------------------------------------------------------------------
+
+LINK_TITLE = "The whole report as one PDF (made by invoke pdf)"
+# Material's bundled icon material/file-pdf-box (Material Design Icons, Apache 2.0), inline as the
+# theme inlines its own icons: no request for it.
+ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><path d="M19 3H5c-1.1 0-2 .9-2 2v14c0 '
+        '1.1.9 2 2 2h14c1.1 0 2-.9 2-2V5c0-1.1-.9-2-2-2m-9.5 8.5c0 .8-.7 1.5-1.5 1.5H7v2H5.5V9H8c.8 0 1.5.7 1.5 '
+        '1.5zm5 2c0 .8-.7 1.5-1.5 1.5h-2.5V9H13c.8 0 1.5.7 1.5 1.5zm4-3H17v1h1.5V13H17v2h-1.5V9h3zm-6.5 0h1v3h-1zm-5 '
+        '0h1v1H7z"/></svg>')
+# Where Material's page template takes the link: before the search button, and first in the
+# footer's copyright block. A page with neither is no theme page (an HTML file among the assets).
+HEADER_MARK = '<label class="md-header__button md-icon" for="__search">'
+FOOTER_MARK = '<div class="md-copyright">'
+# The inserted HTML sits between these comments, so it can be found and taken out again whatever
+# it looked like when it went in: linking twice leaves one link, and the key sees the page as
+# MkDocs wrote it.
+LINK_OPEN, LINK_CLOSE = "<!-- report.pdf -->", "<!-- /report.pdf -->"
+LINKED_NOT = ("404.html",)  # Material's 404 page is served at any URL: a relative link there would be dead
+
+
+def href(page_path: str) -> str:
+    """report.pdf relative to a built page, named by its path in the site: 'index.html' ->
+    'report.pdf', 'lenet/data/index.html' -> '../../report.pdf'."""
+    return posixpath.relpath(PDF_NAME, posixpath.dirname(page_path) or ".")
+
+
+def without_pdf_link(page: str) -> str:
+    """A page's HTML with the PDF link taken out: as MkDocs wrote it."""
+    return re.sub(f"{re.escape(LINK_OPEN)}.*?{re.escape(LINK_CLOSE)}", "", page, flags=re.S)
+
+
+def with_pdf_link(page: str, page_path: str) -> str:
+    """A built page's HTML linking the PDF once: an icon in the header, beside search, and a line
+    in the footer (both hidden in print by Material, so the PDF never links itself). A page with
+    neither mark is returned without the link."""
+    page = without_pdf_link(page)
+    counts = (page.count(HEADER_MARK), page.count(FOOTER_MARK))
+    if counts == (0, 0):
+        return page
+    if counts != (1, 1):
+        raise ValueError(f"{page_path} has {counts[0]} of {HEADER_MARK!r} and {counts[1]} of {FOOTER_MARK!r} "
+                         "(one of each expected); has the theme's template changed?")
+    url = html.escape(href(page_path))
+    button = (f'{LINK_OPEN}<a href="{url}" class="md-header__button md-icon" title="{LINK_TITLE}" '
+              f'aria-label="{LINK_TITLE}">{ICON}</a>{LINK_CLOSE}')
+    line = (f'{LINK_OPEN}<div class="md-copyright__highlight"><a href="{url}">The whole report as one PDF</a>'
+            f'</div>{LINK_CLOSE}')
+    return page.replace(HEADER_MARK, button + HEADER_MARK).replace(FOOTER_MARK, FOOTER_MARK + line)
 
 
 # --- printing -----------------------------------------------------------------------------------
@@ -373,3 +434,117 @@ def build(site_dir: Path, config_file: Path, commit: str, log=print) -> Report:
             base, items, short, lambda start: cover_html(title, homeworks, commit, items, start, site_url), log)
         pdf = merge(items, parts, cover, stamp, base, site_url)
     return Report(pdf, len(PdfReader(io.BytesIO(pdf)).pages), [e.heading for e in pages(items)], problems)
+
+
+# --- into the site, once: the link and the cache -----------------------------------------------
+
+CACHE_RECORD = "report.json"  # beside the cached PDF: the key it was printed for and its sha256
+# Nothing prints these: the PDF itself, and the sitemap (it carries the build date).
+UNHASHED = (PDF_NAME, "sitemap.xml", "sitemap.xml.gz")
+# A notebook page's cells get new random ids at every build (nbformat draws them when jupytext
+# reads the .py); nothing prints or links them, so they are blanked before hashing.
+CELL_ID = re.compile(r'id="cell-id=[\w-]+"')
+
+
+class NoBrowser(UserError):
+    """The PDF must be printed and cannot be here (no Chromium, or no Playwright)."""
+
+
+@dataclass(frozen=True)
+class Published:
+    printed: bool        # False: copied from the cache, printed earlier from the same pages
+    pages: int
+    size: int            # bytes
+    problems: list[str]  # the print's warnings (a print with any is not cached)
+    linked: int          # pages of the site that now link the PDF
+
+
+def unavailable() -> str | None:
+    """Why the PDF cannot be printed on this machine, or None."""
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright is not installed (python -m pip install -r requirements.txt)"
+    return None
+
+
+def site_key(site_dir: Path, commit: str, sources=()) -> str:
+    """sha256 of what the PDF is printed from: every file of the built site but those in UNHASHED
+    (pages as MkDocs wrote them: without the PDF link, cell ids blanked), the commit the cover
+    names, and `sources` (the code and config that lay the PDF out)."""
+    site_dir = Path(site_dir)
+    h = hashlib.sha256(commit.encode() + b"\0")
+    for path in sorted(p for p in site_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(site_dir).as_posix()
+        if rel in UNHASHED or (path.name.startswith(".") and path.name.endswith(".tmp")):
+            continue  # (.NAME.*.tmp: a killed atomic write's litter)
+        data = path.read_bytes()
+        if path.suffix == ".html":
+            data = CELL_ID.sub('id="cell-id="', without_pdf_link(data.decode("utf-8"))).encode("utf-8")
+        h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    for path in sources:
+        h.update(b"\0" + hashlib.sha256(Path(path).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def link_site(site_dir: Path, linked: bool = True) -> int:
+    """Every page of the built site made to link the PDF (linked=False: not to), each page
+    rewritten atomically and only if it changes; returns how many pages link it."""
+    from pipeline.store import write_bytes_atomic
+    site_dir = Path(site_dir)
+    if linked and not (site_dir / PDF_NAME).is_file():
+        raise RuntimeError(f"{site_dir / PDF_NAME} is not there: the pages would link a missing file")
+    count = 0
+    for path in sorted(site_dir.rglob("*.html")):
+        rel = path.relative_to(site_dir).as_posix()
+        page = path.read_bytes().decode("utf-8")  # bytes, not read_text: line endings stay as written
+        page = with_pdf_link(page, rel) if linked and rel not in LINKED_NOT else without_pdf_link(page)
+        write_bytes_atomic(path, page.encode("utf-8"))
+        count += LINK_OPEN in page
+    if linked and not count:
+        raise RuntimeError(f"no page in {site_dir} has {HEADER_MARK!r} and {FOOTER_MARK!r}; "
+                           "has the theme's template changed?")
+    return count
+
+
+def cached(cache_dir: Path, key: str) -> tuple[bytes, dict] | None:
+    """The PDF kept in `cache_dir` and its record, if it was printed for `key` and is whole."""
+    try:
+        record = json.loads((Path(cache_dir) / CACHE_RECORD).read_text(encoding="utf-8"))
+        pdf = (Path(cache_dir) / PDF_NAME).read_bytes()
+    except (OSError, ValueError):
+        return None
+    if record.get("key") != key or record.get("sha256") != hashlib.sha256(pdf).hexdigest():
+        return None
+    return pdf, record
+
+
+def publish(site_dir: Path, config_file: Path, commit: str, cache_dir: Path, force: bool = False,
+            log=print) -> Published:
+    """The report's PDF put into the built site at `site_dir`, then linked from every page. The
+    PDF in `cache_dir` is copied if it was printed from these same pages (`site_key`); otherwise
+    the site is printed (`build`) and the new PDF kept in `cache_dir`. Raises NoBrowser when a
+    print is needed and this machine cannot make one; the pages are then left as they are."""
+    from pipeline.store import json_bytes, write_bytes_atomic
+    site_dir, cache_dir = Path(site_dir), Path(cache_dir)
+    citation = Path(config_file).parent / "CITATION.cff"  # the published address the PDF's links use
+    key = site_key(site_dir, commit, [Path(__file__), config_file, *([citation] if citation.is_file() else [])])
+    hit = None if force else cached(cache_dir, key)
+    if hit:
+        pdf, record = hit
+        problems = []
+    else:
+        reason = unavailable()
+        if reason:
+            raise NoBrowser(reason)
+        link_site(site_dir, linked=False)  # printed from the pages as MkDocs wrote them
+        report = build(site_dir, config_file, commit, log)
+        pdf, problems = report.pdf, report.problems
+        record = {"key": key, "sha256": hashlib.sha256(pdf).hexdigest(), "pages": report.pages, "commit": commit}
+        if not problems:  # an image that timed out on a loaded machine may load next time
+            # The PDF first, then the record naming its sha256: a run killed in between leaves a
+            # record that matches no PDF, never a wrong PDF under a right key.
+            write_bytes_atomic(cache_dir / PDF_NAME, pdf)
+            write_bytes_atomic(cache_dir / CACHE_RECORD, json_bytes(record))
+    write_bytes_atomic(site_dir / PDF_NAME, pdf)
+    return Published(not hit, record["pages"], len(pdf), problems, link_site(site_dir))

@@ -442,7 +442,7 @@ class Store:
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             rels, state = [], None
             for p in paths:
-                rel = Path(p).resolve().relative_to(self.root.resolve()).as_posix()
+                rel = rel_of(p, self.root)
                 self._owned(rel)
                 rels.append(rel)
                 sha = sha256_file(self.root / rel)
@@ -450,6 +450,9 @@ class Store:
                 # as JSON stores it (tuples become lists), so an unchanged entry compares equal
                 fixed = json.loads(json.dumps({"task": self.task, "torch": _torch_version(), **provenance},
                                               default=str))
+                derived = contract.sources(rel, set(artifacts) | {rel_of(q, self.root) for q in paths})
+                if derived:  # what it was computed from, as it is now (`derivations` compares)
+                    fixed["sources"] = {src: sha256_file(self.root / src) for src in derived}
                 if old.get("sha256") == sha and all(old.get(k) == v for k, v in fixed.items()):
                     continue
                 state = state or git_state(self.repo)
@@ -468,6 +471,36 @@ class Store:
             if json_bytes(manifest) != before:
                 write_bytes_atomic(self.root / contract.MANIFEST, json_bytes(manifest))
             self._manifest = manifest
+
+
+    def stale(self) -> list[tuple[str, str]]:
+        """(file, why) for every recorded file derived from sources (contract.DERIVED_FROM) that
+        were not, or are no longer, the ones present: another run's seeds analysis beside a new
+        reference run, say. Empty when the tree is of one piece."""
+        return derivation_problems(self.manifest(fresh=True)["artifacts"])
+
+
+def derivation_problems(artifacts: dict) -> list[tuple[str, str]]:
+    """Store.stale on a manifest's "artifacts" table."""
+    found = []
+    for rel, entry in artifacts.items():
+        want = contract.sources(rel, artifacts)
+        if not want:
+            continue
+        recorded = entry.get("sources")
+        if not isinstance(recorded, dict):
+            found.append((rel, "records no sources"))
+            continue
+        for src in sorted(set(want) | set(recorded)):
+            if src not in want:
+                found.append((rel, f"was derived from {src}, which is gone"))
+            elif recorded.get(src) != artifacts[src].get("sha256"):
+                found.append((rel, f"was derived from another {src} than the one here"))
+    return found
+
+
+def rel_of(path, root: Path) -> str:
+    return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
 
 
 def _torch_version() -> str | None:

@@ -10,8 +10,10 @@ schedule, label smoothing, augmentation and channels_last are options. Evaluatio
 fixed-width line is the caller's choice (`format_log_line`).
 """
 import math
+import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 
 from pipeline.contract import LOG_COLUMNS  # log.csv's header: the contract owns it
 from pipeline.errors import UserError
+from pipeline.machine import describe
 from pipeline.model import build_model, get_variant, params_by_layer
 
 
@@ -78,10 +81,52 @@ def device_description(device: torch.device) -> str:
 
 
 def set_seed(seed: int) -> None:
-    """Seed every generator a run touches (Python, NumPy, torch CPU and CUDA)."""
+    """Seed every generator a run touches (Python, NumPy, torch CPU and CUDA): torch.manual_seed
+    seeds every device's generator, CUDA's included (torch.cuda.manual_seed_all, lazily when CUDA
+    is not yet initialised; a test checks it is called)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# cuBLAS is deterministic only with a fixed workspace; ":4096:8" is one of the two settings NVIDIA
+# documents (cuBLAS docs, "Results reproducibility"; torch.use_deterministic_algorithms's docs).
+# It must be set before the process's first cuBLAS call (torch sizes the workspace then, once):
+# a `--device cuda` run's child process (pipeline/parallel.py) sets it in fit, before any.
+CUBLAS_WORKSPACE = ("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@contextmanager
+def deterministic_cuda(device: torch.device):
+    """`with deterministic_cuda(device):` a CUDA run picks reproducible kernels; restored after.
+
+    On CUDA, cuDNN's autotuner (benchmark) may pick another convolution algorithm per run and
+    some of its algorithms and some torch kernels (atomic adds) sum in a varying order, so two runs
+    of one seed differ (torch docs, "Reproducibility"). Inside: cudnn.deterministic on, benchmark
+    off, torch.use_deterministic_algorithms(True, warn_only=True) (an op torch flags as having no
+    deterministic CUDA version warns instead of failing: the max-pool backward is flagged, though
+    with LeNet's non-overlapping 2 x 2 windows no two gradients add into one input), and cuBLAS's
+    fixed workspace unless one is set. On other devices it changes nothing: CPU runs are
+    deterministic at a fixed thread count (THREADS).
+    """
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
+    name, workspace = CUBLAS_WORKSPACE
+    env_before = os.environ.get(name)
+    os.environ.setdefault(name, workspace)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before[0], before[1]
+        torch.use_deterministic_algorithms(before[2], warn_only=before[3])
+        if env_before is None:
+            os.environ.pop(name, None)
 
 
 CROP_FLIP = (4, True)  # a variant's `augment` (pad, flip): the usual CIFAR crop and flip
@@ -248,22 +293,27 @@ def fit(config: TrainConfig, data: dict, log=print, progress: bool = True,
         train_eval_size: also evaluate, in eval mode, the first this many training images each
             epoch (log column "train_eval_accuracy"): the train accuracy that is comparable with
             the validation accuracy, as train_accuracy is measured with dropout active.
-    On the CPU the run uses THREADS torch threads, whatever the caller's setting.
+    On the CPU the run uses THREADS torch threads, whatever the caller's setting; on CUDA it
+    runs inside deterministic_cuda.
 
     Returns:
         {"log": [one dict per epoch, keys LOG_COLUMNS], "final": summary metrics,
          "params_by_layer": {...}, "state_dict": CPU weights, "test_predictions": (N_test,)
-         int64 array, "confusion": (10, 10) int64 array, "device": description}.
+         int64 array, "confusion": (10, 10) int64 array, "device": description,
+         "machine": pipeline.machine.describe of this run (its device and threads)}.
     """
     device = select_device(config.device)
+    threads = torch.get_num_threads()
     if device.type == "cpu":
-        threads = torch.get_num_threads()
         torch.set_num_threads(THREADS)
-        try:
-            return _fit(config, data, device, log, progress, train_eval_size)
-        finally:
+    try:
+        with deterministic_cuda(device):
+            result = _fit(config, data, device, log, progress, train_eval_size)
+        # described inside the run's thread setting: the record holds the threads it trained with
+        return {**result, "machine": describe(device, torch.get_num_threads())}
+    finally:
+        if device.type == "cpu":
             torch.set_num_threads(threads)
-    return _fit(config, data, device, log, progress, train_eval_size)
 
 
 def _fit(config, data, device, log, progress, train_eval_size) -> dict:

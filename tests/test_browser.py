@@ -265,8 +265,6 @@ def bad_links(site: Site, page) -> list[str]:
             continue  # external links may be followed by a reader, but nothing requests them
         doc, anchor = urldefrag(href)
         file = site.file_of(doc)
-        if file is None and doc == site.base + "report.pdf":
-            continue  # pipeline/pdf.py's PDF_NAME: `invoke pdf` writes it after the build (hooks/pdf_link.py)
         if file is None:
             bad.append(f"{href}: no such file in the site (or outside {site.base})")
         elif anchor and doc == urldefrag(here)[0]:

@@ -60,7 +60,10 @@ def poisoned_tree(root: Path) -> Path:
     poison_json(art / "lenet/seeds.json", lambda d: d.update(sentence=h()))
     poison_json(art / "ablation/summary.json", lambda d: d.update(conclusion=[h(), h()]))
     poison_json(art / "cs182/dropout/summary.json", lambda d: d.update(conclusion=[h()]))
-    poison_json(art / "verify.json", lambda d: d.update(verdict=h(), rerun={**d["rerun"], "machine": h(), "processor": h()}))
+    poison_json(art / "verify.json", lambda d: d.update(verdict=h(), rerun={**d["rerun"], "machine": {
+        **d["rerun"]["machine"], "cpu": h(), "isa": h(), "onednn_max_cpu_isa": h(), "platform": h()}}))
+    poison_json(art / "bench.json", lambda d: d["machine"].update(cpu=h(), torch=h(), gpu=h()))
+    poison_json(art / "lenet/lenet_plain/metrics.json", lambda d: d["machine"].update(cpu=h(), torch_git=h()))
     poison_json(art / "own_cnn/metrics.json", lambda d: d.update(device=h()))
     poison_json(art / "cs182/conv_timings.json", lambda d: d.update(shape={**d["shape"], "dtype": h()}))
 

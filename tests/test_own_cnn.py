@@ -270,3 +270,23 @@ def test_the_target_finding_says_met_only_when_both_accuracy_and_time_are_within
     assert not short["met"] and "1.23 percentage points short" in short["sentence"]
     slow = O.target_finding(0.99, O.BUDGET_SECONDS + 1)
     assert not slow["met"] and "longer than the budget" in slow["sentence"]
+
+
+def test_fit_keeps_every_tensor_on_the_run_device(monkeypatch):
+    """The own CNN's fit through a GPU run's code path (issue 22, item 6), tracked as in
+    tests/test_train.py: whitening, Lookahead, augmentation, channels_last and test-time
+    augmentation make nothing beside the device, and the model lives on it."""
+    from tests.test_train import Placement
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (256,), generator=g)
+    x = torch.randn(256, 3, 32, 32, generator=g)
+    data = {"x_train": x[:192], "y_train": y[:192], "x_val": x[192:224], "y_val": y[192:224],
+            "x_test": x[224:], "y_test": y[224:]}
+    built, own_cnn = [], O.OwnCNN
+    monkeypatch.setattr(O, "OwnCNN", lambda *a, **k: built.append(own_cnn(*a, **k)) or built[-1])
+    config = O.OwnConfig(widths=(8, 8, 8), epochs=2, batch_size=64, lr=0.2, whiten_bias_epochs=1)
+    with Placement() as p:
+        O.fit(config, data, torch.device("cpu"), log=None)
+    assert p.mixed == []
+    model = built[0]
+    assert [n for n, t in (*model.named_parameters(), *model.named_buffers()) if id(t) not in p.placed] == []

@@ -31,7 +31,10 @@ def ref(tiny_cifar):
 
 @pytest.mark.slow  # four child processes (interpreter + torch start each)
 def test_side_by_side_equals_one_at_a_time(ref, tmp_path):
-    together = {c.variant: digest(r) for c, r in parallel.run_fits(CONFIGS, ref, workers=2, scratch=tmp_path)}
+    results = list(parallel.run_fits(CONFIGS, ref, workers=2, scratch=tmp_path))
+    together = {c.variant: digest(r) for c, r in results}
+    # each child records the machine it trained on, with the threads it trained with
+    assert {r["machine"]["threads"] for _, r in results} == {THREADS}
     alone = {c.variant: digest(r) for c, r in parallel.run_fits(CONFIGS, ref, workers=1, scratch=tmp_path)}
     assert together == alone and len(together) == 2
     # ... and a child's run is the run fit() makes in this process
@@ -48,6 +51,7 @@ def test_the_callers_threads_do_not_reach_a_run(ref):
         result = fit(CONFIGS[0], data, log=None, progress=False)
         assert torch.get_num_threads() == threads  # restored afterwards
         assert result["device"] == f"cpu ({THREADS} threads)"
+        assert result["machine"]["threads"] == THREADS  # the record says what the run used
         runs.append(digest(result))
     torch.set_num_threads(before)
     assert runs[0] == runs[1]

@@ -1,16 +1,17 @@
-"""The report's PDF (issue 13, item 3; pipeline/pdf.py, `invoke pdf`, hooks/pdf_link.py).
+"""The report's PDF (issue 13, item 3; pipeline/pdf.py, `invoke pdf`, `invoke all`).
 
 Without a browser: the page order from mkdocs.yml's nav, the numbering, the outline plan, the
 cover, the merge (page numbers stamped, bookmarks, links into the PDF mended) on PDFs made by
-pypdf, and the hook's relative link. With Chromium (marked `browser`, skipped when Chromium or
+pypdf; the link on every page (issue 22, item 5: only once the PDF is there, once, resolving to
+it), the cache key, `publish` with the print stubbed, and `invoke all`'s one line without
+Chromium. With Chromium (marked `browser`, skipped when Chromium or
 Playwright is missing unless REQUIRE_BROWSER=1, as in tests/test_browser.py): the site is built
-from the committed artifacts into a temporary folder and printed, and the PDF's extracted text
+from the committed artifacts into a temporary folder and published (printed, linked), and the PDF's extracted text
 must hold every question label of the three homeworks (pipeline/answers/questions.py) in its
 homework's pages, no raw TeX, the pages in nav order, every numbered figure and the raster images.
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import re
@@ -127,23 +128,197 @@ def test_merge_numbers_outlines_and_mends_links():
 
 # --- the link on every page ------------------------------------------------------------------------
 
-def pdf_link_hook():
-    spec = importlib.util.spec_from_file_location("pdf_link", ROOT / "hooks" / "pdf_link.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SMALL_SITE = ("index.html", "lenet/data/index.html", "questions/index.html", "404.html")
+LINKED = ("index.html", "lenet/data/index.html", "questions/index.html")  # not the 404 page: served at any URL
 
 
-@pytest.mark.parametrize("url, href", [("", "report.pdf"), ("lenet/data/", "../../report.pdf"),
-                                       ("questions/", "../report.pdf"), ("page.html", "report.pdf")])
-def test_every_page_links_the_pdf_relatively(url, href):
-    hook = pdf_link_hook()
-    assert hook.PDF == P.PDF_NAME
-    assert hook.href(url) == href
+def page_html(title: str, cell: str = "a1b2c3d4") -> str:
+    """A built page as Material lays one out, reduced to the two places the link goes (and one
+    notebook cell id, which nbformat draws anew at every build)."""
+    return (f"<html><head><title>{title}</title></head><body>\n<header>{P.HEADER_MARK}</label></header>\n"
+            f'<article><div class="jp-Cell" id="cell-id={cell}">{title}</div></article>\n'
+            f'<footer>{P.FOOTER_MARK}<div class="md-copyright__highlight">(c)</div></div></footer></body></html>\n')
 
 
-def test_hook_registered_in_mkdocs_yml():
-    assert "hooks/pdf_link.py" in P.read_config(ROOT / "mkdocs.yml")["hooks"]
+def write_small_site(site: Path, text: str = "") -> Path:
+    """Four pages as MkDocs writes them, no PDF, and assets (an HTML one without the theme)."""
+    for rel in SMALL_SITE:
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(page_html(rel + text), encoding="utf-8")
+    (site / "assets").mkdir()
+    (site / "assets" / "plot.html").write_text("<html><body>a plot</body></html>\n")
+    (site / "assets" / "plot.png").write_bytes(b"\x89PNG")
+    return site
+
+
+@pytest.fixture
+def small_site(tmp_path) -> Path:
+    return write_small_site(tmp_path / "site")
+
+
+def pdf_links(site: Path) -> dict[str, list[Path]]:
+    """Every HTML file of a built site -> the files its links to report.pdf point at."""
+    def targets(page: Path) -> list[Path]:
+        return [(page.parent / h).resolve() for h in re.findall(r'href="([^"]*report\.pdf)"', page.read_text())]
+    return {p.relative_to(site).as_posix(): targets(p) for p in site.rglob("*.html")}
+
+
+def site_bytes(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in sorted(site.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("page, href", [("index.html", "report.pdf"), ("lenet/data/index.html", "../../report.pdf"),
+                                        ("questions/index.html", "../report.pdf"), ("page.html", "report.pdf")])
+def test_every_page_links_the_pdf_relatively(page, href):
+    assert P.href(page) == href
+
+
+def test_the_link_goes_in_once_and_comes_out_whole():
+    page = page_html("Data")
+    linked = P.with_pdf_link(page, "lenet/data/index.html")
+    assert linked.count('href="../../report.pdf"') == 2  # the header's icon and the footer's line
+    assert linked.index("../../report.pdf") < linked.index(P.HEADER_MARK)  # beside search
+    assert linked.index(P.FOOTER_MARK) < linked.rindex("The whole report as one PDF")
+    assert P.with_pdf_link(linked, "lenet/data/index.html") == linked  # twice: still one link
+    assert P.without_pdf_link(linked) == page  # taken out: as MkDocs wrote it
+    assert P.with_pdf_link("<p>no theme</p>", "assets/x.html") == "<p>no theme</p>"
+    with pytest.raises(ValueError, match="theme's template"):
+        P.with_pdf_link(page.replace(P.FOOTER_MARK, P.FOOTER_MARK * 2), "x/index.html")
+
+
+def test_pages_link_the_pdf_only_once_it_is_there(small_site):
+    before = site_bytes(small_site)
+    with pytest.raises(RuntimeError, match="missing file"):
+        P.link_site(small_site)
+    assert site_bytes(small_site) == before and not any(pdf_links(small_site).values())
+    (small_site / P.PDF_NAME).write_bytes(b"%PDF-1.7 stand-in")
+    assert P.link_site(small_site) == len(LINKED)
+    links = pdf_links(small_site)
+    for rel in LINKED:
+        assert links[rel] == [(small_site / P.PDF_NAME).resolve()] * 2, rel  # both resolve to the file
+    assert links["404.html"] == [] and links["assets/plot.html"] == []
+    linked = site_bytes(small_site)
+    assert P.link_site(small_site) == len(LINKED) and site_bytes(small_site) == linked  # idempotent
+    P.link_site(small_site, linked=False)
+    assert site_bytes(small_site) == {**before, P.PDF_NAME: b"%PDF-1.7 stand-in"}
+
+
+def test_site_key_sees_what_is_printed_and_nothing_else(small_site, tmp_path):
+    source = tmp_path / "layout.py"
+    source.write_text("SCALE = 0.8\n")
+    key = P.site_key(small_site, "abc123", [source])
+    assert len(key) == 64
+    (small_site / P.PDF_NAME).write_bytes(b"%PDF")
+    P.link_site(small_site)
+    (small_site / "sitemap.xml").write_text("<lastmod>today</lastmod>")
+    rebuilt = (small_site / "index.html").read_text().replace("cell-id=a1b2c3d4", "cell-id=9f8e7d6c")
+    (small_site / "index.html").write_text(rebuilt)  # a rebuild draws new cell ids
+    assert P.site_key(small_site, "abc123", [source]) == key  # the link, the PDF, the ids, the sitemap: no change
+    assert P.site_key(small_site, "abc124", [source]) != key  # the cover names the commit
+    (small_site / "assets" / "plot.png").write_bytes(b"\x89PNG2")
+    changed = P.site_key(small_site, "abc123", [source])
+    assert changed != key  # a figure is printed
+    source.write_text("SCALE = 0.9\n")
+    assert P.site_key(small_site, "abc123", [source]) != changed  # the layout's code
+
+
+@pytest.fixture
+def fake_print(monkeypatch):
+    """P.build stubbed (a 3-page PDF naming the commit) and Chromium taken as present; the calls
+    are counted, and each checks it prints pages that do not link the PDF."""
+    calls = []
+
+    def build(site_dir, config_file, commit, log=print):
+        assert not any(pdf_links(Path(site_dir)).values()), "printed from pages that link the PDF"
+        calls.append(commit)
+        return P.Report(blank_pdf(3) + commit.encode(), 3, [], list(problems))
+    problems = []
+    monkeypatch.setattr(P, "build", build)
+    monkeypatch.setattr(P, "unavailable", lambda: None)
+    return calls, problems
+
+
+def test_publish_prints_once_then_copies(small_site, tmp_path, fake_print):
+    calls, _ = fake_print
+    cache = tmp_path / "cache"
+    done = P.publish(small_site, ROOT / "mkdocs.yml", "c1", cache, log=None)
+    assert done.printed and done.pages == 3 and done.linked == len(LINKED) and calls == ["c1"]
+    pdf = (small_site / P.PDF_NAME).read_bytes()
+    assert (cache / P.PDF_NAME).read_bytes() == pdf
+    assert all(links == [(small_site / P.PDF_NAME).resolve()] * 2 for rel, links in pdf_links(small_site).items()
+               if rel in LINKED)
+    # The same pages, linked already: copied, not printed. A new build (MkDocs empties the site): copied.
+    assert not P.publish(small_site, ROOT / "mkdocs.yml", "c1", cache, log=None).printed
+    fresh = write_small_site(tmp_path / "fresh")
+    again = P.publish(fresh, ROOT / "mkdocs.yml", "c1", cache, log=None)
+    assert not again.printed and again.linked == len(LINKED) and (fresh / P.PDF_NAME).read_bytes() == pdf
+    assert calls == ["c1"]
+    # Another commit, or --force: printed again.
+    assert P.publish(fresh, ROOT / "mkdocs.yml", "c2", cache, log=None).printed
+    assert P.publish(fresh, ROOT / "mkdocs.yml", "c2", cache, force=True, log=None).printed
+    assert calls == ["c1", "c2", "c2"]
+    # A cached PDF that is not whole is printed again, never copied.
+    (cache / P.PDF_NAME).write_bytes(b"%PDF cut short")
+    assert P.publish(fresh, ROOT / "mkdocs.yml", "c2", cache, log=None).printed
+
+
+def test_a_print_with_problems_is_not_kept(small_site, tmp_path, fake_print):
+    calls, problems = fake_print
+    problems.append("1.1 Questions: image not loaded: x.png")
+    for _ in range(2):
+        done = P.publish(small_site, ROOT / "mkdocs.yml", "c1", tmp_path / "cache", log=None)
+        assert done.printed and done.problems == problems
+    assert len(calls) == 2 and not (tmp_path / "cache" / P.PDF_NAME).exists()
+
+
+def test_without_chromium_no_pdf_and_no_link(small_site, tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "CHROMIUM", tmp_path / "no-chromium")
+    with pytest.raises(P.NoBrowser, match="no-chromium is missing"):
+        P.publish(small_site, ROOT / "mkdocs.yml", "c1", tmp_path / "cache", log=None)
+    assert not (small_site / P.PDF_NAME).exists() and not any(pdf_links(small_site).values())
+
+
+@pytest.fixture
+def all_workspace(tmp_path, monkeypatch):
+    """tasks.py rooted in tmp_path, every stage of `invoke all` stubbed: `docs` writes the small
+    site, the others do nothing; Chromium is missing."""
+    import tasks
+    (tmp_path / "mkdocs.yml").write_bytes((ROOT / "mkdocs.yml").read_bytes())
+    monkeypatch.setattr(tasks, "ROOT", tmp_path)
+    monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
+    for name in ("data", "train", "plots", "answers", "layers", "filters"):
+        monkeypatch.setattr(tasks, name, lambda c, **kw: None)
+    monkeypatch.setattr(tasks, "docs", lambda c: write_small_site(tmp_path / "site") and None)
+    monkeypatch.setattr(P, "CHROMIUM", tmp_path / "no-chromium")
+    return tasks, tmp_path
+
+
+def test_invoke_all_without_chromium_says_it_skipped_the_pdf(all_workspace, capsys):
+    from invoke import Context
+    tasks, root = all_workspace
+    tasks.all_(Context())
+    out = capsys.readouterr().out
+    assert (f"pdf: skipped: {root / 'no-chromium'} is missing (apt-get install -y chromium); "
+            "the site links no PDF\n") in out
+    assert '"pdf": ' in out.splitlines()[-1]  # timed as a stage
+    assert not (root / "site" / P.PDF_NAME).exists() and not any(pdf_links(root / "site").values())
+
+
+def test_invoke_pdf_without_chromium_is_one_line(all_workspace):
+    from invoke import Context
+    from invoke.exceptions import Exit
+    tasks, root = all_workspace
+    write_small_site(root / "site")
+    with pytest.raises(Exit) as e:
+        tasks.pdf(Context())
+    assert e.value.code == 1
+    assert e.value.message == f"error: {root / 'no-chromium'} is missing (apt-get install -y chromium)"
+
+
+def test_the_build_writes_no_pdf_link():
+    """MkDocs' build links no PDF (there is none yet): no hook in mkdocs.yml, none that names it."""
+    hooks = P.read_config(ROOT / "mkdocs.yml")["hooks"]
+    assert hooks and not any(P.PDF_NAME in (ROOT / h).read_text() for h in hooks)
 
 
 # --- the printed report -----------------------------------------------------------------------------
@@ -160,7 +335,9 @@ def why_no_browser() -> str | None:
 
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory):
-    """The site built from the committed artifacts, printed: (site folder, report, page texts)."""
+    """The site built from the committed artifacts, published as `invoke pdf` does (printed, the
+    PDF kept in a temporary cache, every page linked): (site folder, what publish says, reader,
+    page texts)."""
     reason = why_no_browser()
     if reason and os.environ.get("REQUIRE_BROWSER") == "1":
         pytest.fail(f"REQUIRE_BROWSER=1 but {reason}", pytrace=False)
@@ -173,8 +350,9 @@ def printed(tmp_path_factory):
                             env={**env, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True,
                             timeout=BUILD_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = P.build(folder, ROOT / "mkdocs.yml", "test", log=lambda *_: None)
-    reader = PdfReader(io.BytesIO(report.pdf))
+    assert not any(pdf_links(folder).values())  # no PDF yet: no page links one
+    report = P.publish(folder, ROOT / "mkdocs.yml", "test", folder.parent / "cache", log=lambda *_: None)
+    reader = PdfReader(io.BytesIO((folder / P.PDF_NAME).read_bytes()))
     # NFKC: the PDF's fonts write "fi" as the ligature "ﬁ"
     texts = [re.sub(r"\s+", " ", unicodedata.normalize("NFKC", p.extract_text())) for p in reader.pages]
     return folder, report, reader, texts
@@ -252,3 +430,17 @@ def test_pdf_has_every_figure(printed):
         rasters += len(re.findall(r'<img [^>]*src="[^"]+\.(?:png|jpe?g)"', article))
     embedded = sum(len(p.images) for p in reader.pages)
     assert rasters > 0 and embedded >= rasters, (embedded, rasters)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_every_page_links_the_printed_pdf(printed):
+    folder, report, reader, _ = printed
+    nav = P.pages(P.entries(P.read_config(ROOT / "mkdocs.yml")["nav"]))
+    assert report.printed and report.pages == len(reader.pages) and report.linked == len(nav)
+    for rel, links in pdf_links(folder).items():
+        want = [] if rel == "404.html" else [(folder / P.PDF_NAME).resolve()] * 2
+        assert links == want, rel
+    # The same pages again (`invoke all` with nothing to redo): the kept PDF, not a second print.
+    again = P.publish(folder, ROOT / "mkdocs.yml", "test", folder.parent / "cache", log=None)
+    assert not again.printed and again.linked == report.linked

@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from pipeline import ablation, contract, dropout, filters, findings, gradcheck, own_cnn, plots, stages
+from pipeline import pdf as P
 from pipeline.answers import compute_all
 from pipeline.answers.figures import figures as answer_figures
 
@@ -60,6 +61,10 @@ FAKE = {
     "lenet_plain": {"test_accuracy": 0.6184, "val_loss_end": 1.30, "preprocess": "rescale",
                     "seconds": 4.0, "final_train_loss": 0.5432},
 }
+# The machine every fake record names (pipeline.machine.describe's keys; test_machine checks them).
+FAKE_MACHINE = {"cpu": "Fake CPU 9000", "cores": 2, "isa": "AVX2", "onednn_max_cpu_isa": None, "threads": 1,
+                "device": "cpu", "gpu": None, "torch": "2.13.0+cpu", "torch_git": "0123456789abcdef0123",
+                "torch_cuda": None, "torch_debug": False, "python": "3.11.7", "platform": "Linux-x86_64"}
 BUILD_TIMEOUT_S = 180  # a build executes the four answer notebooks
 PAGES = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
          "lenet/training/index.html", "lenet/results/index.html", "ablation/index.html", "reproducibility/index.html",
@@ -145,7 +150,7 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
         write_json(vdir / "metrics.json", {
             "variant": v, "description": f"fake {v}", "config": config, "preprocess": FAKE[v]["preprocess"],
             "final": final, "params_by_layer": by_layer, "device": "cpu (2 threads)", "peak_rss_mib": 400.0,
-            "data": data_info})
+            "data": data_info, "machine": FAKE_MACHINE})
         summary.append({"variant": v, "seed": 0, "epochs": EPOCHS, "preprocess": FAKE[v]["preprocess"],
                         "batch_size": 128, "lr": 0.001, **final, "device": "cpu (2 threads)",
                         "official_data": official})
@@ -170,9 +175,10 @@ def write_fake_artifacts(root: Path, official: bool = False) -> Path:
     write_json(root / "verify.json", {
         "verdict": stages.verdict_of(rows), "rows": rows,
         "committed": {"commit": "0123456789abcdef", "dirty": False, "torch": "2.13.0+cpu", "device": "cpu",
-                      "timestamp": "2025-01-01T00:00:00Z"},
+                      "timestamp": "2025-01-01T00:00:00Z", "machine": FAKE_MACHINE},
         "rerun": {"commit": "fedcba9876543210", "dirty": False, "torch": "2.13.0+cpu", "device": ["cpu (2 threads)"],
-                  "machine": "Linux-x86_64", "processor": "x86_64", "seconds": 300.0, "finished": "2025-01-02T00:00:00Z"}})
+                  "machine": {**FAKE_MACHINE, "cpu": "Other CPU 42", "isa": "AVX512"}, "seconds": 300.0,
+                  "finished": "2025-01-02T00:00:00Z"}})
     pd.DataFrame([{"variant": v, **s} for v, s in found["variants"].items()])[list(ablation.SEEDS_COLUMNS)].to_csv(
         root / "lenet/seeds.csv", index=False)
     write_fake_ablation(root)
@@ -317,7 +323,7 @@ def write_fake_bench(root: Path) -> None:
            "accuracies": {"lenet_bn_dropout": {"committed": 0.63, "bench_run": 0.63, "identical": True},
                           "lenet_plain": {"committed": 0.61, "bench_run": 0.6, "identical": False}}}
     report = {**loops["1"], "loops": loops, "options": options, "end_to_end": end, "profile_threads": 1,
-              "machine": "Linux-x86_64", "processor": "x86_64", "cores": 2, "commit": "0123456789abcdef", "dirty": False}
+              "machine": {**FAKE_MACHINE, "threads": [1, 2]}, "cores": 2, "commit": "0123456789abcdef", "dirty": False}
     report["targets"] = bench.targets(report)
     write_json(root / "bench.json", report)
     rows = [{"variant": v, "loop": loop, "op": op, "ms_per_step": ms, "share": ms / 30.0}
@@ -391,6 +397,10 @@ def write_manifest(root: Path) -> None:
                             "device": "cpu (2 threads)", "data": {"source": "/data/x", "official": official,
                                                                   "md5s": {}, "mismatched": []},
                             "timestamp": "2025-01-01T00:00:00Z", "sha256": sha256(p), "bytes": p.stat().st_size}
+    for rel, entry in entries.items():  # what each derived file was computed from, as Store.record keeps it
+        derived = contract.sources(rel, entries)
+        if derived:
+            entry["sources"] = {src: entries[src]["sha256"] for src in derived}
     write_json(root / "manifest.json", {"artifacts": entries, "tasks": {}})
 
 
@@ -508,6 +518,12 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     assert "plain 60.00% vs 61.00%" in speed  # a run that did not reproduce is named, not hidden
     assert "failed: RuntimeError: no C++ compiler <script>" in speed  # an option's error, as text
     assert "<script>alert" not in pages["reproducibility/index.html"]
+    # the machines behind the figures (issue 22, item 4): the benchmark's, verify's two, the runs'
+    assert ("on Fake CPU 9000 (2 cores), instruction set AVX2, torch threads 1 and 2, torch 2.13.0+cpu, "
+            "CPU build, git 0123456789ab, Python 3.11.7, Linux-x86_64;") in speed
+    assert "Other CPU 42 (2 cores)" in speed and "AVX512" in speed
+    assert "Fake CPU 9000 (2 cores), instruction set AVX2, torch threads 1," in text(pages["lenet/training/index.html"])
+    assert "No GPU figure has been measured" in speed  # every fake run is on the CPU (item 6)
     results = pages["lenet/results/index.html"]
     assert "65.9%" in results and "61.8%" in results  # from summary.csv, formatted
     assert 'title="code name: lenet_bn_dropout">Model 1: BN + dropout</abbr> has the higher test accuracy' in results
@@ -566,6 +582,15 @@ def test_build_passes_with_unofficial_fake_artifacts(fake_artifacts, tmp_path):
     assert "own_cnn" in own and "Model 2: plain" in own and "295,096" in own  # the comparison table
     assert "assets/own_cnn/own_cnn_log.svg" in pages["cs182/own_cnn/index.html"]
     assert "81.23%" in own and "(this page)" in own  # every final run, the earlier one first
+    # No PDF yet (`invoke pdf` prints it after the build): no page links one (issue 22, item 5) ...
+    assert [path for path, html in pages.items() if P.PDF_NAME in html] == []
+    assert P.PDF_NAME not in (b.site / "404.html").read_text()
+    # ... and once it is there, every page does, and every link resolves to it.
+    (b.site / P.PDF_NAME).write_bytes(b"%PDF-1.7 stand-in")
+    assert P.link_site(b.site) == len(PAGES)
+    for path in b.site.rglob("*.html"):
+        targets = {(path.parent / h).resolve() for h in re.findall(r'href="([^"]*report\.pdf)"', path.read_text())}
+        assert targets == (set() if path.name == "404.html" else {(b.site / P.PDF_NAME).resolve()}), path
 
 
 @pytest.mark.slow  # a full site build: 10-25 s
@@ -702,6 +727,54 @@ def test_placeholders_read_the_artifacts(hook, fake_artifacts):
     assert "[![Caption only.]" in again
     table = fill(hook, fake_artifacts, "    {{ log_table lenet_plain }}")
     assert len(table.split("\n")) == 2 + EPOCHS and all(line.startswith("    |") for line in table.split("\n"))
+
+
+def test_machine_placeholders_show_the_record_or_say_it_is_missing(hook, fake_artifacts):
+    """The machine of a run, the benchmark and verify's two sides (issue 22, item 4); files written
+    before machines were recorded (the committed artifacts until they are redone) say so."""
+    from pipeline.machine import KEYS
+    assert tuple(FAKE_MACHINE) == KEYS  # the fake record is shaped as describe() writes it
+    assert fill(hook, fake_artifacts, "{{ machine lenet/lenet_plain/metrics.json }}") == (
+        "Fake CPU 9000 (2 cores), instruction set AVX2, torch threads 1, torch 2.13.0+cpu, CPU build, "
+        "git 0123456789ab, Python 3.11.7, Linux-x86&#95;64")
+    gpu = hook.machine_line({**FAKE_MACHINE, "onednn_max_cpu_isa": "AVX2", "device": "cuda:0",
+                             "gpu": "NVIDIA H100", "torch_cuda": "12.4", "torch": "2.13.0+cu124"})
+    assert "instruction set AVX2 (ONEDNN&#95;MAX&#95;CPU&#95;ISA=AVX2)" in gpu
+    assert "torch 2.13.0+cu124, CUDA 12.4, git 0123456789ab, GPU NVIDIA H100," in gpu
+    verify = fill(hook, fake_artifacts, "{{ verify_table }}")
+    assert "| CPU | Fake CPU 9000 (2 cores) | Other CPU 42 (2 cores) |" in verify
+    assert "| instruction set | AVX2 | AVX512 |" in verify and "The rerun ran in 300.0 s." in verify
+
+    def edit(rel, change):
+        data = json.loads((fake_artifacts / rel).read_text())
+        change(data)
+        write_json(fake_artifacts / rel, data)
+    # (metrics.json must hold its machine: the contract requires the key)
+    edit("bench.json", lambda d: d.update(machine="Linux-x86_64", processor="x86_64"))
+    edit("verify.json", lambda d: (d["committed"].pop("machine"),
+                                   d["rerun"].update(machine="Linux-x86_64", processor="x86_64")))
+    write_manifest(fake_artifacts)
+    assert ("on x86&#95;64, 2 cores (Linux-x86&#95;64), torch 2.13.0+cpu (CPU model, instruction set and torch "
+            "build not recorded") in fill(hook, fake_artifacts, "{{ bench_setting }}")
+    verify = fill(hook, fake_artifacts, "{{ verify_table }}")
+    assert "| CPU, instruction set, torch build | not recorded | not recorded |" in verify
+    assert "The rerun ran on `Linux-x86_64` (x86&#95;64) in 300.0 s." in verify
+    edit("verify.json", lambda d: d["committed"].update(machine="differs"))  # machine.DIFFERS
+    write_manifest(fake_artifacts)
+    assert "| CPU, instruction set, torch build | differs between the runs | not recorded |" in fill(
+        hook, fake_artifacts, "{{ verify_table }}")
+
+
+def test_gpu_note_names_the_runs_on_a_gpu(hook, fake_artifacts):
+    """The GPU sentence is decided from the devices the artifacts recorded (pipeline.machine)."""
+    assert fill(hook, fake_artifacts, "{{ gpu_note }}").startswith("No GPU figure has been measured: every published run")
+    verify = json.loads((fake_artifacts / "verify.json").read_text())
+    verify["rerun"]["device"] = ["cuda (NVIDIA H100)"]
+    write_json(fake_artifacts / "verify.json", verify)
+    write_manifest(fake_artifacts)
+    note = fill(hook, fake_artifacts, "{{ gpu_note }}")
+    assert note.startswith("Measured on a GPU: `invoke verify`'s rerun on cuda (NVIDIA H100).")
+    assert "The others (the reference runs, the seed runs" in note
 
 
 def test_docstring_examples_are_valid(hook, fake_artifacts):

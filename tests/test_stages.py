@@ -83,3 +83,24 @@ def test_seeds_paired_sentence_follows_the_interval():
     p = {"n": 5, "a": "x", "b": "y", "mean": 0.035, "ci_low": 0.021, "ci_high": 0.049, "t": 7.1, "p": 0.002}
     assert "excludes zero" in findings.seeds_paired(p, 0.95)
     assert "includes zero" in findings.seeds_paired({**p, "ci_low": -0.001}, 0.95)
+
+
+def test_train_outputs_record_the_machine_the_run_trained_on():
+    """metrics.json carries fit's machine record as the training process took it (issue 22,
+    item 4), and every JSON file train writes holds its contract's keys."""
+    import numpy as np
+
+    from pipeline.store import problems
+    from pipeline.train import TrainConfig
+    config = TrainConfig(variant="lenet_plain")
+    machine = {"cpu": "Fake CPU 9000", "isa": "AVX2", "threads": 1, "torch": "2.13.0+cpu"}
+    result = {"final": {"test_accuracy": 0.6, "best_val_accuracy": 0.61}, "params_by_layer": {"fc3": 850},
+              "device": "cpu (1 threads)", "peak_rss_mib": 400.0, "machine": machine, "log": [],
+              "confusion": np.eye(10, dtype=np.int64), "y_test": np.arange(10), "test_predictions": np.arange(10),
+              "state_dict": {}}
+    info = {"source": "/data/x", "official": True, "md5s": {}, "mismatched": []}
+    out = stages.train_outputs(config, result, info, [f"class{i}" for i in range(10)])
+    assert out["lenet/lenet_plain/metrics.json"]["machine"] == machine
+    for rel, content in out.items():
+        if rel.endswith(".json"):
+            assert problems(contract.spec_of(rel), content) == [], rel

@@ -205,7 +205,6 @@ def test_no_stage_key_uses_machine_specific_settings():
     info = {"md5s": {"x": "1"}, "split": {"seed": 0}}
     a = stages.train_key_config(TrainConfig(device="auto"), info, "d" * 64)
     assert a == stages.train_key_config(TrainConfig(device="cpu"), info, "d" * 64)
-    assert "pipeline/data.py" not in stages.CODE["train"]  # the arrays' digest stands for the data
     assert not re.search(r"threads|/work|/tmp|seconds", json.dumps(a))
     assert str(tasks.ROOT) not in json.dumps(a)
 
@@ -225,3 +224,37 @@ def test_committed_artifacts_are_not_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT,
                              capture_output=True, text=True).stdout.split()
     assert paths and ignored == []
+
+
+# --- derived files record their sources ----------------------------------------------------------
+
+def test_a_derived_file_records_its_sources_and_goes_stale_when_they_change(tmp_path):
+    store = Store(tmp_path, task="train")
+    store.record("train:x", "k", [store.write("lenet/summary.csv", [ROW])], {"config": {}})
+    verify = Store(tmp_path, task="verify")
+    rows = [{"variant": "lenet_plain", "metric": "test_accuracy", "committed": 0.6116, "rerun": 0.6116,
+             "difference": 0.0, "seeds_sd": "", "verdict": "identical"}]
+    verify.record("verify", "k", [verify.write("verify.csv", rows)], {"config": {}})
+    entry = Store(tmp_path).entry("verify.csv")
+    assert entry["sources"] == {"lenet/summary.csv": sha256_file(tmp_path / "lenet/summary.csv")}
+    assert Store(tmp_path).stale() == []
+    # a new reference run: verify.csv now compares another run than the one here
+    store.record("train:x", "k2", [store.write("lenet/summary.csv", [{**ROW, "test_accuracy": 0.6201}])],
+                 {"config": {}})
+    assert Store(tmp_path).stale() == [("verify.csv", "was derived from another lenet/summary.csv than the one here")]
+    verify.record("verify", "k", [verify.write("verify.csv", rows)], {"config": {}})  # derived again
+    assert Store(tmp_path).stale() == []
+
+
+def test_downstream_follows_the_contract_in_order():
+    present = ["lenet/summary.csv", "lenet/seed_runs.csv", "lenet/seeds.json", "verify.csv", "verify.json",
+               "bench.json", "cs182/filters.json", "lenet/lenet_plain/log.csv", "lenet/findings.json"]
+    order = contract.downstream(["lenet/summary.csv"], present)
+    assert set(order) == {"lenet/seeds.json", "verify.csv", "verify.json", "bench.json", "lenet/findings.json"}
+    assert order.index("lenet/seeds.json") < order.index("verify.csv")  # verify uses the seeds' spread
+    assert contract.downstream(["cs182/filters.json"], present) == []
+    # every pattern a derivation names is one of the contract's
+    for target, sources in contract.DERIVED_FROM.items():
+        assert any(a.pattern == target for a in contract.CONTRACT), target
+        for s in sources:
+            assert any(a.pattern == s for a in contract.CONTRACT), s

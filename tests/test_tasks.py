@@ -1,5 +1,6 @@
 """The invoke tasks end to end on the tiny synthetic archive, and every bad input at the CLI:
 one clear line on stderr, a non-zero exit, and nothing half-written."""
+import json
 import os
 import pickle
 import shutil
@@ -14,6 +15,7 @@ from invoke import Context
 import tasks
 from pipeline import contract, stages
 from pipeline.store import Store, sha256_file
+from pipeline.train import THREADS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,6 +119,10 @@ def test_verify_retrains_the_reference_elsewhere_and_finds_it_identical(workspac
     assert len(rows) == 2 * len(stages.VERIFY_METRICS) and {r["verdict"] for r in rows} == {"identical"}
     report = store.read_json("verify.json")
     assert report["verdict"] == "identical" and report["rerun"]["torch"] and report["committed"]["commit"]
+    # both sides' machine as their training processes recorded it (metrics.json), one thread each
+    machine = store.read_json("lenet/lenet_plain/metrics.json")["machine"]
+    assert report["committed"]["machine"] == report["rerun"]["machine"] == machine
+    assert machine["threads"] == THREADS and machine["isa"] and machine["cpu"]
 
 
 def test_plots_without_training_is_a_clear_error(workspace):
@@ -350,3 +356,54 @@ def test_a_full_disk_without_a_file_name_is_one_line(workspace, tiny_cifar, monk
     with pytest.raises(Exit, match="No space left on device") as e:
         tasks.data(Context(), source=str(tiny_cifar.batch_dir), samples=24)
     assert "\n" not in e.value.message
+
+
+@pytest.mark.slow  # trains both reference runs (20 short epochs on the tiny archive) and builds the site
+def test_forced_reference_under_another_isa_rederives_everything_and_builds(tmp_path, monkeypatch, tiny_cifar):
+    """Issue 22: `--force` on the reference, on a CPU whose kernels differ (oneDNN held to SSE4.1 in
+    the training processes), re-derives everything downstream of it (contract.DERIVED_FROM): the
+    seeds analysis, the plots, verify's and the benchmark's comparisons; the strict build passes
+    and publishes the new runs' numbers. A tree that mixes runs is still refused."""
+    from tests.test_site import build, write_fake_artifacts
+    art = write_fake_artifacts(tmp_path / "artifacts")  # a complete published tree, on other data
+    for name, value in (("ART", art), ("CACHE", tmp_path / "data"), ("RUNS", tmp_path / "runs"),
+                        ("SCRATCH", tmp_path / "verify")):
+        monkeypatch.setattr(tasks, name, value)
+    monkeypatch.setattr(stages, "EXPECTED_COUNTS", tiny_cifar.counts)
+    monkeypatch.setattr(stages, "VAL_SIZE", 50)
+    monkeypatch.setenv("LENET_ARTIFACTS", str(art))
+    monkeypatch.setenv("CIFAR10_ALLOW_UNOFFICIAL", "1")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")  # inherited by the training processes
+    c, src = Context(), str(tiny_cifar.archive)
+    old = {rel: (art / rel).read_bytes() for rel in ("lenet/seeds.json", "verify.json", "bench.json")}
+    tasks.data(c, source=src, samples=24, force=True)
+    tasks.train(c, source=src, quiet=True, force=True)  # the reference settings: 20 epochs, batch 128
+    store = Store(art)
+    assert {rel for rel, _ in store.stale()} >= {"lenet/seeds.json", "verify.json", "bench.json",
+                                                 "lenet/findings.json", "lenet/per_class.csv"}
+    assert tasks.derive(c, source=src) is True
+    assert store.stale() == []
+    assert tasks.derive(c, source=src) is False  # nothing left to derive
+    summary = {r["variant"]: float(r["test_accuracy"]) for r in store.read_csv("lenet/summary.csv")}
+    seeds = store.read_json("lenet/seeds.json")
+    assert seeds["reference"] == summary
+    assert {r["variant"]: r["committed"] for r in store.read_csv("verify.csv") if r["metric"] == "test_accuracy"} \
+        == {v: str(a) for v, a in summary.items()}
+    bench = store.read_json("bench.json")["end_to_end"]["accuracies"]
+    assert {v: a["committed"] for v, a in bench.items()} == summary
+    assert all((art / rel).read_bytes() != before for rel, before in old.items())
+    b = build(art, tmp_path / "site")
+    assert b.returncode == 0, b.output[-3000:]
+    results = b.pages()["lenet/results/index.html"]
+    for accuracy in summary.values():
+        assert f"{100 * accuracy:.2f}%" in results
+
+    # the old seeds analysis put back beside the new reference runs: refused
+    (art / "lenet/seeds.json").write_bytes(old["lenet/seeds.json"])
+    manifest = json.loads((art / "manifest.json").read_text())
+    entry = manifest["artifacts"]["lenet/seeds.json"]
+    entry["sha256"] = sha256_file(art / "lenet/seeds.json")
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    b = build(art, tmp_path / "site2")
+    assert b.returncode != 0
+    assert "the tree mixes runs" in b.output or "seed-0 test accuracy" in b.output, b.output[-2000:]

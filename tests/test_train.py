@@ -1,12 +1,16 @@
 """The training loop on small synthetic data: it learns, it is deterministic, it reports right,
 and its options (schedule, label smoothing, augmentation, channels_last) do what a hand-written
 loop does."""
+import os
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
 
+from pipeline import train as T
 from pipeline.errors import UserError
 from pipeline.train import (LOG_COLUMNS, TrainConfig, augment_batch, confusion_matrix, evaluate,
                             fit, format_log_line, select_device, train_epoch)
@@ -191,3 +195,156 @@ def test_nan_loss_is_loud(data):
     bad = dict(data, x_train=np.full_like(data["x_train"], np.nan))
     with pytest.raises(FloatingPointError):
         fit(replace(CONFIG, epochs=1), bad, log=None, progress=False)
+
+
+# --- the GPU path, tested on the CPU (issue 22, item 6: no GPU has run `--device cuda`) ------------
+
+class Placement(TorchFunctionMode):
+    """`with Placement() as p:` tracks, op by op, which tensors a GPU run would hold on its device.
+
+    On the CPU every tensor is on the one device, so a tensor made without `device=` works here
+    and fails on a GPU as soon as an op mixes it with the data. This mode finds those: a tensor is
+    *placed* when it comes from `.to(device)`, from a factory given `device=`, or from an op on a
+    placed tensor; *unplaced* when a factory made it without a device (the CPU by default) or the
+    run brought it back (`.cpu()`, `.numpy()`, `.item()`); tensors made outside (autograd's
+    gradients) are neither. `p.mixed` lists every op that got both, the way CUDA refuses them:
+    a 0-dim CPU tensor is accepted as an input, not as the target of an in-place op; copy_
+    copies across devices by design.
+    """
+    LEAVING = {"cpu", "numpy", "tolist", "item"}
+
+    def __init__(self):
+        super().__init__()
+        self.placed, self.unplaced, self.mixed = {}, {}, []  # id -> tensor (kept: ids stay unique)
+
+    def _state(self, t):
+        return "placed" if id(t) in self.placed else "unplaced" if id(t) in self.unplaced else None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        tensors = [t for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        states = [self._state(t) for t in tensors]
+        if "placed" in states and "unplaced" in states and name != "copy_":
+            inplace = (name.endswith("_") and not name.startswith("__")) or name.startswith("__i")
+            bad = [tuple(t.shape) for t, st in zip(tensors, states)
+                   if st == "unplaced" and (t.dim() > 0 or (inplace and t is tensors[0]))]
+            if bad:
+                self.mixed.append((name, bad))
+        if name in self.LEAVING:
+            state = "unplaced"
+        elif kwargs.get("device") is not None or "placed" in states or (
+                name == "to" and any(isinstance(a, (torch.device, str)) for a in args[1:])):
+            state = "placed"
+        else:
+            state = "unplaced" if "unplaced" in states or not tensors else None
+        for t in pytree.tree_leaves(out) if state else ():
+            if isinstance(t, torch.Tensor):
+                (self.placed if state == "placed" else self.unplaced)[id(t)] = t
+                (self.unplaced if state == "placed" else self.placed).pop(id(t), None)
+        return out
+
+
+def test_placement_finds_a_tensor_made_without_the_device():
+    """The tracker itself: the bug it is for (found once in MaxPool2x2ReLU's index arithmetic)."""
+    with Placement() as p:
+        x = torch.ones(4, 3).to("cpu")
+        _ = x + torch.arange(3)                              # made on the CPU: fails on a GPU
+        _ = x + torch.arange(3, device=x.device)             # fine
+        _ = x * torch.tensor(2.0)                            # a 0-dim CPU input: CUDA accepts it
+        total = torch.zeros(())
+        total += x.sum()                                     # a CPU accumulator: fails on a GPU
+        _ = x.sum().cpu() + torch.zeros(1)                   # both on the host: fine
+    assert p.mixed == [("add", [(3,)]), ("add_", [()])]
+
+
+@pytest.mark.parametrize("variant", ["lenet_bn_dropout", "lenet_plain"])
+def test_fit_keeps_every_tensor_on_the_run_device(data, variant, monkeypatch):
+    """fit through the code path a GPU run takes: data, model, optimizer state, batches,
+    augmentation and evaluation all on the device the run asked for, nothing made beside it."""
+    built, build_model = [], T.build_model
+    monkeypatch.setattr(T, "build_model", lambda *a, **k: built.append(build_model(*a, **k)) or built[-1])
+    small = {k: v[:256] for k, v in data.items()}
+    config = replace(CONFIG, variant=variant, epochs=1)
+    with Placement() as p:
+        fit(config, small, log=None, progress=False, train_eval_size=64)
+    assert p.mixed == []
+    model = built[0]
+    assert [n for n, t in (*model.named_parameters(), *model.named_buffers()) if id(t) not in p.placed] == []
+    with Placement() as p:  # the crop-and-flip augmentation a variant may use
+        x = torch.as_tensor(small["x_train"][:8]).to("cpu")
+        augment_batch(x, torch.Generator().manual_seed(0), *T.CROP_FLIP)
+    assert p.mixed == []
+
+
+def test_set_seed_seeds_cuda_too(monkeypatch):
+    """torch.manual_seed seeds every CUDA device as well (torch.cuda.manual_seed_all, queued until
+    CUDA starts): the one set_seed covers a GPU run without a CUDA call of its own."""
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", seeded.append)
+    T.set_seed(7)
+    assert seeded == [7]
+
+
+def cuda_settings() -> tuple:
+    return (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+            os.environ.get(T.CUBLAS_WORKSPACE[0]))
+
+
+@pytest.mark.parametrize("preset", [None, ":16:8"])
+def test_deterministic_cuda_sets_the_flags_on_cuda_only_and_restores_them(monkeypatch, preset):
+    name, workspace = T.CUBLAS_WORKSPACE
+    if preset is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, preset)  # a user's own workspace setting is kept
+    before = cuda_settings()
+    with T.deterministic_cuda(torch.device("cpu")):
+        assert cuda_settings() == before  # CPU runs: nothing changes
+    with T.deterministic_cuda(torch.device("cuda", 0)):  # a device object needs no GPU
+        assert cuda_settings() == (True, False, True, True, preset or workspace)
+    assert cuda_settings() == before
+
+
+def test_fit_on_cuda_runs_inside_the_deterministic_settings_and_records_its_machine(monkeypatch, data):
+    """fit's CUDA branch up to the GPU itself: the device it resolves reaches _fit, the run sits
+    inside deterministic_cuda, the CPU thread count is left alone, and the machine recorded is
+    the run's device with the GPU's name."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Fake 80GB")
+    seen = {}
+
+    def fake_fit(config, data_, device, log, progress, train_eval_size):
+        seen.update(device=device, settings=cuda_settings()[:4], threads=torch.get_num_threads())
+        return {"device": T.device_description(device)}
+    monkeypatch.setattr(T, "_fit", fake_fit)
+    threads = torch.get_num_threads()
+    before = cuda_settings()
+    result = fit(replace(CONFIG, device="cuda"), data, log=None, progress=False)
+    assert seen == {"device": torch.device("cuda"), "settings": (True, False, True, True), "threads": threads}
+    assert cuda_settings() == before and torch.get_num_threads() == threads
+    assert result["device"] == "cuda (NVIDIA Fake 80GB)"
+    assert result["machine"]["device"] == "cuda" and result["machine"]["gpu"] == "NVIDIA Fake 80GB"
+
+
+def test_fit_records_the_machine_with_the_threads_it_trained_with(data):
+    torch.set_num_threads(2)  # the caller's setting; fit trains with THREADS (one_thread restores it)
+    result = fit(replace(CONFIG, epochs=1), {k: v[:128] for k, v in data.items()}, log=None, progress=False)
+    assert result["machine"]["threads"] == T.THREADS and result["machine"]["device"] == "cpu"
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:1"])
+def test_asking_for_cuda_without_one_is_one_sentence(monkeypatch, name):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError) as e:
+        select_device(name)
+    assert "no CUDA GPU" in str(e.value) and "--device cpu" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_device_description_names_the_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA Fake 80GB")
+    assert T.device_description(torch.device("cuda", 0)) == "cuda (NVIDIA Fake 80GB)"
+    assert T.device_description(torch.device("cpu")) == f"cpu ({torch.get_num_threads()} threads)"
