@@ -836,9 +836,39 @@ def _bench_all(raw, plain_epochs, source, allow_unofficial_data, save) -> dict:
 
 # --- site, tests, housekeeping -------------------------------------------------------------
 
-@task(help={"strict": "fail on any warning (default true)", "site_dir": "output folder"})
+SITE_MARK = ".lenet-site"  # in every folder the site build made; MkDocs' clean keeps hidden files
+
+
+def _is_site(folder: Path) -> bool:
+    """A folder this task built: its mark, or (built before the mark existed) MkDocs' own output."""
+    return (folder / SITE_MARK).is_file() or all(
+        (folder / f).is_file() for f in ("index.html", "sitemap.xml", "search/search_index.json"))
+
+
+def _site_folder(site_dir) -> Path:
+    """The folder a site build may write, or a UserError. MkDocs empties its output folder first,
+    so it must be new, empty, or one this task made (SITE_MARK): `--site-dir artifacts` emptied the
+    reference. Never the repository or a folder above it."""
+    from pipeline.errors import UserError
+    folder = (ROOT / site_dir).resolve()
+    if folder == ROOT or folder in ROOT.parents or ROOT.is_relative_to(folder):
+        raise UserError(f"--site-dir {site_dir} would hold the repository; give a folder of its own, e.g. site")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--site-dir {site_dir} is a file; give a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not _is_site(folder):
+        raise UserError(f"{_rel(folder)} holds files the site build did not make, and building would delete "
+                        f"them; give a new or empty folder")
+    return folder
+
+
+@task(help={"strict": "fail on any warning (default true)",
+            "site_dir": "output folder: new, empty, or one this task built (it is emptied first)"})
+@user_errors
 def docs(c, strict=True, site_dir="site"):
     """Build the site with MkDocs (reads artifacts/ only; a missing or stale artifact fails it)."""
+    folder = _site_folder(site_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SITE_MARK).write_text("built by `invoke docs`: it may empty and rewrite this folder\n")
     # Material >= 9.7 prints an end-of-life banner about MkDocs 2 on every build; not ours to fix.
     cmd = [sys.executable, "-m", "mkdocs", "build", *(["--strict"] if strict else []), "-d", str(site_dir)]
     if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}).returncode:
@@ -895,7 +925,7 @@ def _publish_pdf(site_dir="site", force=False, optional=False):
     from pipeline.errors import UserError
     from pipeline.store import git_state
     folder = (ROOT / site_dir).resolve()
-    if not (folder / "index.html").is_file():
+    if not (folder / "index.html").is_file() or not _is_site(folder):
         raise UserError(f"no built site in {_rel(folder)}; run `invoke docs --site-dir {site_dir}` first")
     state = git_state(ROOT)
     commit = state["commit"][:12] + (" (with uncommitted changes)" if state["dirty"] else "")
@@ -964,10 +994,16 @@ def lock(c):
     print("lock: wrote requirements.lock")
 
 
-@task(help={"artifacts": "also remove artifacts/ (the committed reference run; git restores it)"})
+@task(help={"artifacts": "also remove the repository's artifacts/ (the reference run: `git checkout -- "
+                         "artifacts` restores what is committed, not uncommitted runs)"})
+@user_errors
 def clean(c, artifacts=False):
     """Remove generated files (site/, build/, caches, left-over temp files); never data/."""
+    from pipeline.errors import UserError
     from pipeline.store import clean_litter
+    if artifacts and ART != (ROOT / "artifacts").resolve():  # never a tree named by the environment
+        raise UserError(f"LENET_ARTIFACTS points at {ART}; `clean --artifacts` removes only this repository's "
+                        f"artifacts/: unset it, or delete that folder yourself")
     for p in [ROOT / "site", ROOT / "build", ROOT / ".pytest_cache", ROOT / ".hypothesis"] + ([ART] if artifacts else []):
         if p.exists():
             shutil.rmtree(p)
@@ -1044,6 +1080,10 @@ def deploy(c, remote="origin", branch="gh-pages", dry_run=False):
     if git("remote", "get-url", remote).returncode:
         problems.append(f"there is no git remote {remote!r}; add one (git remote add {remote} URL) "
                         f"or pass --remote NAME")
+    problems += _deploy_branch_problems(git, remote, branch)
+    if os.environ.get("LENET_ARTIFACTS"):  # the site would publish that tree under this commit's name
+        problems.append(f"LENET_ARTIFACTS is set ({os.environ['LENET_ARTIFACTS']}); deploy publishes the "
+                        f"committed artifacts/ only: unset it")
     from pipeline import citation
     url = citation.site_url()  # CITATION.cff's url, the site's one address setting
     if citation.is_placeholder(url):  # every citation on the published site would point at it
@@ -1064,6 +1104,25 @@ def deploy(c, remote="origin", branch="gh-pages", dry_run=False):
     print(f"deploy: publishing commit {commit} to {remote}/{branch}")
     if _run(cmd, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}).returncode:
         raise Exit("error: mkdocs gh-deploy failed (see above)", code=1)
+
+
+DEPLOYED = "Deployed "  # how mkdocs gh-deploy's commit messages begin ("Deployed <sha> with MkDocs version: ...")
+
+
+def _deploy_branch_problems(git, remote: str, branch: str) -> list[str]:
+    """gh-deploy force-pushes one commit over --branch, so it must be a branch only the site lives
+    on: not the branch checked out, and, where it exists here or as the remote's, one whose last
+    commit gh-deploy made. Else `invoke deploy --branch main` would replace the source's history."""
+    if branch == git("rev-parse", "--abbrev-ref", "HEAD").stdout.strip():
+        return [f"--branch {branch} is the branch checked out here; the site goes to a branch of its own "
+                f"(gh-pages), since publishing replaces that branch's history"]
+    for ref in (f"refs/heads/{branch}", f"refs/remotes/{remote}/{branch}"):
+        tip = git("log", "-1", "--format=%s", ref, "--")
+        if tip.returncode == 0 and not tip.stdout.startswith(DEPLOYED):
+            return [f"{ref} holds commits that `mkdocs gh-deploy` did not make (its last: "
+                    f"{tip.stdout.strip()[:60]!r}); publishing would replace its history: choose the "
+                    f"site's own branch (gh-pages)"]
+    return []
 
 
 def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:

@@ -57,14 +57,21 @@ def test_deploy_dry_run_prints_the_command_and_runs_nothing():
     assert re.search(r"would publish commit [0-9a-f]{40} to origin/gh-pages", out.stdout)
 
 
-def _fake_run(status: str, remote_ok: bool = True, calls=None):
-    """Deploy's commands answered without running them (git's, mkdocs'); each is recorded."""
+def _fake_run(status: str, remote_ok: bool = True, calls=None, branches=None, current="main"):
+    """Deploy's commands answered without running them (git's, mkdocs'); each is recorded.
+    branches: ref -> the subject of its last commit (refs that exist)."""
     calls = [] if calls is None else calls
+    branches = branches or {}
 
     def run(args, **kwargs):
         calls.append(list(args))
         out, code = "", 0
-        if args[:2] == ["git", "rev-parse"]:
+        if args[:3] == ["git", "rev-parse", "--abbrev-ref"]:
+            out = current + "\n"
+        elif args[:2] == ["git", "log"]:
+            ref = args[-2]
+            out, code = (branches[ref] + "\n", 0) if ref in branches else ("", 128)
+        elif args[:2] == ["git", "rev-parse"]:
             out = "0123abcd" * 5 + "\n"
         elif args[:2] == ["git", "status"]:
             out = status
@@ -101,3 +108,32 @@ def test_deploy_publishes_a_clean_commit_with_an_argument_list(capsys, monkeypat
     assert command[0] == sys.executable and " ".join(command).count(GH_DEPLOY) == 1
     assert command[-4:] == ["--remote-name", "upstream; touch x", "--remote-branch", "pages"]  # one argument, no shell
     assert "publishing commit " + "0123abcd" * 5 + " to upstream; touch x/pages" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("branch, branches, expected", [
+    ("main", {}, "--branch main is the branch checked out here"),
+    ("release", {"refs/heads/release": "Fix the loader"}, "refs/heads/release holds commits that `mkdocs gh-deploy` did not make"),
+    ("docs", {"refs/remotes/origin/docs": "Initial commit"}, "refs/remotes/origin/docs holds commits"),
+])
+def test_deploy_never_publishes_over_a_source_branch(branch, branches, expected, monkeypatch):
+    """Issue 23: `invoke deploy --branch main` force-pushed the site over the source's history."""
+    run, calls = _fake_run("", branches=branches)
+    monkeypatch.setattr(tasks, "_run", run)
+    monkeypatch.setattr(citation, "site_url", lambda project=None: "https://someone.github.io/lenet-cifar10/")
+    with pytest.raises(Exit) as e:
+        tasks.deploy(MockContext(), branch=branch)
+    assert expected in str(e.value.message) and "\n" not in str(e.value.message)
+    assert not any("gh-deploy" in args for args in calls)
+
+
+def test_deploy_over_its_own_branch_and_never_a_foreign_artifacts_tree(monkeypatch, tmp_path):
+    run, calls = _fake_run("", branches={"refs/heads/gh-pages": "Deployed 0123abc with MkDocs version: 1.6.1"})
+    monkeypatch.setattr(tasks, "_run", run)
+    monkeypatch.setattr(citation, "site_url", lambda project=None: "https://someone.github.io/lenet-cifar10/")
+    tasks.deploy(MockContext())
+    assert any("gh-deploy" in args for args in calls)
+    calls.clear()
+    monkeypatch.setenv("LENET_ARTIFACTS", str(tmp_path))
+    with pytest.raises(Exit, match="LENET_ARTIFACTS is set"):
+        tasks.deploy(MockContext())
+    assert not any("gh-deploy" in args for args in calls)

@@ -148,6 +148,7 @@ def write_small_site(site: Path, text: str = "") -> Path:
     (site / "assets").mkdir()
     (site / "assets" / "plot.html").write_text("<html><body>a plot</body></html>\n")
     (site / "assets" / "plot.png").write_bytes(b"\x89PNG")
+    (site / ".lenet-site").write_text("built by `invoke docs`\n")  # tasks.SITE_MARK: a folder the build made
     return site
 
 

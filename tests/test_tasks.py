@@ -407,3 +407,43 @@ def test_forced_reference_under_another_isa_rederives_everything_and_builds(tmp_
     b = build(art, tmp_path / "site2")
     assert b.returncode != 0
     assert "the tree mixes runs" in b.output or "seed-0 test accuracy" in b.output, b.output[-2000:]
+
+
+@pytest.mark.parametrize("make", ["artifacts-like", "repository", "file"])
+def test_docs_never_empties_a_folder_it_did_not_build(tmp_path, make, monkeypatch):
+    """Issue 23: `invoke docs --site-dir X` emptied X whatever it held (76 tracked files of
+    artifacts/). Only a new or empty folder, or one the site build made, is built into."""
+    ran = []
+    monkeypatch.setattr(tasks.subprocess, "run", lambda *a, **k: ran.append(a) or subprocess.CompletedProcess(a, 0))
+    if make == "artifacts-like":
+        target = tmp_path / "results"
+        target.mkdir()
+        (target / "summary.csv").write_text("precious\n")
+    elif make == "repository":
+        target = ROOT
+    else:
+        target = tmp_path / "a-file"
+        target.write_text("x")
+    with pytest.raises(Exception) as e:
+        tasks.docs(Context(), site_dir=str(target))
+    assert "error:" in str(e.value) and "\n" not in str(e.value) and ran == []
+    if make == "artifacts-like":
+        assert (target / "summary.csv").read_text() == "precious\n"
+    fresh = tmp_path / "new-site"
+    tasks.docs(Context(), site_dir=str(fresh))
+    assert ran and (fresh / tasks.SITE_MARK).is_file()
+    (fresh / "index.html").write_text("built")  # the build's output: built into again
+    tasks.docs(Context(), site_dir=str(fresh))
+
+
+def test_clean_artifacts_removes_only_the_repositorys(tmp_path, monkeypatch):
+    """Issue 23: `LENET_ARTIFACTS=. invoke clean --artifacts` deleted the whole checkout."""
+    elsewhere = tmp_path / "tree"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep")
+    monkeypatch.setattr(tasks, "ART", elsewhere.resolve())
+    removed = []
+    monkeypatch.setattr(tasks.shutil, "rmtree", lambda p, **k: removed.append(p))
+    with pytest.raises(Exception, match="LENET_ARTIFACTS points at"):
+        tasks.clean(Context(), artifacts=True)
+    assert removed == [] and (elsewhere / "keep.txt").exists()
