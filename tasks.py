@@ -74,7 +74,13 @@ def _store(task_name: str, root: Path | None = None):
     return Store(root, task=task_name, repo=ROOT)
 
 
-def _number(value, kind, flag: str, low=None):
+# Upper bounds: a value past these is a typo or an attack (`--seeds 1000000` grew the client to
+# 9.8 GB before a run started), refused in one line before any work.
+MAX_EPOCHS, MAX_SEEDS, MAX_BATCH = 1000, 100, 50000
+MAX_JOBS_PER_CORE = 4  # local Dask workers: each runs one single-threaded run; more only contend
+
+
+def _number(value, kind, flag: str, low=None, high=None):
     """A flag converted to int/float and checked against its lower bound, or a one-line error."""
     import math
 
@@ -89,6 +95,8 @@ def _number(value, kind, flag: str, low=None):
         raise UserError(f"{flag} must be a finite number, got {value!r}")
     if low is not None and x < low:
         raise UserError(f"{flag} must be at least {low}, got {value!r}")
+    if high is not None and x > high:
+        raise UserError(f"{flag} must be at most {high}, got {value!r}")
     return x
 
 
@@ -144,7 +152,7 @@ def data(c, source=None, allow_unofficial_data=False, samples=None, force=False)
     from pipeline import data as D
     from pipeline import stages as S
     from pipeline.store import atomic_path, stage_key
-    samples = _number(40 if samples is None else samples, int, "--samples", low=1)
+    samples = _number(40 if samples is None else samples, int, "--samples", low=1, high=10000)
     batch_dir, info = D.prepare(source, allow_unofficial_data, cache_dir=CACHE)
     other = _data_folder(info, force)
     if other:
@@ -193,12 +201,12 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
     from pipeline.model import VARIANTS
     from pipeline.store import stage_key
     from pipeline.train import TrainConfig, select_device
-    overrides = {k: v for k, v in {"batch_size": _number(batch_size, int, "--batch-size", 1),
+    overrides = {k: v for k, v in {"batch_size": _number(batch_size, int, "--batch-size", 1, MAX_BATCH),
                                    "lr": _number(lr, float, "--lr")}.items() if v is not None}
     if overrides.get("lr", 1) <= 0:
         raise Exit(f"error: --lr must be positive, got {lr}", code=1)
-    epochs = _number(_default(epochs, contract.REFERENCE["epochs"]), int, "--epochs", 1)
-    seed = _number(_default(seed, 0), int, "--seed", 0)
+    epochs = _number(_default(epochs, contract.REFERENCE["epochs"]), int, "--epochs", 1, MAX_EPOCHS)
+    seed = _number(_default(seed, 0), int, "--seed", 0, 2 ** 63 - 1)
     from pipeline.errors import UserError
     if variant != "all" and variant not in VARIANTS:
         raise UserError(f"unknown variant {variant!r}; choose {', '.join(VARIANTS)} or all")
@@ -284,8 +292,10 @@ def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, 
     from pipeline.errors import UserError
     from pipeline.sweep import DataRef, SweepConfig, check_scheduler
     from pipeline.train import DEVICES
-    n = _number(seeds, int, "--seeds", 2)  # the analyses need at least two seeds
-    epochs, jobs = _number(epochs, int, "--epochs", 1), _number(jobs, int, "--jobs", 1)
+    from pipeline.parallel import cores
+    n = _number(seeds, int, "--seeds", 2, MAX_SEEDS)  # the analyses need at least two seeds
+    epochs = _number(epochs, int, "--epochs", 1, MAX_EPOCHS)
+    jobs = _number(jobs, int, "--jobs", 1, MAX_JOBS_PER_CORE * cores())
     if device not in DEVICES and not str(device).startswith("cuda:"):
         raise UserError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     if scheduler:
@@ -495,7 +505,7 @@ def train_own(c, search=False, epochs=None, device="auto", source=None,
     from pipeline.store import stage_key
     from pipeline.train import device_description, select_device
     dev = select_device(device)
-    epochs = _number(epochs, int, "--epochs", 1)
+    epochs = _number(epochs, int, "--epochs", 1, MAX_EPOCHS)
     raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     if search:
         store = _store("train-own --search")
@@ -574,14 +584,30 @@ def plots(c, source=None, allow_unofficial_data=False, force=False):
     with np.load(samples) as s:
         grid = s["images"][:24], s["labels"][:24], s["indices"][:24]
     raw = S.plots_data(source, allow_unofficial_data, info, CACHE)
-    probs = {v: S.reference_softmax(v, torch.load(store.path(f"lenet/{v}/weights.pt"), weights_only=True), raw)
-             for v in variants}
+    probs = {v: S.reference_softmax(v, _weights(store, f"lenet/{v}/weights.pt"), raw) for v in variants}
     out = S.plots_outputs(summary, logs, cms, preds, info["classes"], grid,
                           store.read_csv("own_cnn/log.csv") if own else None,
                           (raw["x_test"], raw["y_test"]), probs)
     store.record("plots", key, store.write_all(out), _provenance({"variants": variants}, info))
     print(f"plots: {len(out)} files -> {_rel(store.root / 'plots')}")
     return True
+
+
+def _weights(store, rel: str) -> dict:
+    """A state_dict the train task wrote, or one line: torch's own message on a tampered file
+    suggests weights_only=False, which would run whatever code the file holds."""
+    import pickle
+
+    import torch
+
+    from pipeline.errors import UserError
+    path = store.path(rel)
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as e:
+        raise UserError(f"{store.show(rel)} is not a weights file this pipeline wrote ({type(e).__name__}); it "
+                        f"is never loaded otherwise: restore it with `git checkout -- {store.show(rel)}` or rerun "
+                        f"`invoke train --force`") from None
 
 
 @task(help=FORCE_HELP)
@@ -772,9 +798,9 @@ def bench(c, images=None, repeats=None, end_to_end=True, plain_epochs=None, sour
     from pipeline.machine import describe
     from pipeline.store import git_state, stage_key
     from pipeline.train import THREADS, select_device
-    images = _number(_default(images, 12800), int, "--images", 128)
-    repeats = _number(_default(repeats, 5), int, "--repeats", 1)
-    plain_epochs = _number(_default(plain_epochs, 3), int, "--plain-epochs", 1)
+    images = _number(_default(images, 12800), int, "--images", 128, 45000)
+    repeats = _number(_default(repeats, 5), int, "--repeats", 1, 100)
+    plain_epochs = _number(_default(plain_epochs, 3), int, "--plain-epochs", 1, 20)
     raw, info = S.load_dataset(source, allow_unofficial_data, CACHE)
     threads = sorted({THREADS, parallel.cores()})
     report, profile = B.run(raw, images, repeats, threads, log=print)

@@ -1142,7 +1142,7 @@ def bench_end_to_end(s: Store) -> str:
     plain = e["plain"]
     how = (f"timed on {fmt(plain['epochs_measured'])} epoch(s) of each model and extrapolated from the median "
            f"epoch to 20" if plain["extrapolated"] else "timed over all 20 epochs of each model")
-    stages = ", ".join(f"{k} {float(v):.1f} s" for k, v in e["stages"].items() if k != "total")
+    stages = ", ".join(f"{text(k)} {float(v):.1f} s" for k, v in e["stages"].items() if k != "total")  # keys too
     same = [v for v, a in e["accuracies"].items() if a["identical"]]
     acc = ("Its two runs reproduced the committed test accuracies exactly"
            if len(same) == len(e["accuracies"]) else

@@ -133,8 +133,21 @@ def fix_symbol_table() -> None:
     symbols_parser.SYMBOLS.update({c: u for c, u in own.items() if symbols_parser.SYMBOLS.get(c) != u})
 
 
+# TeX that reaches the page as markup rather than maths (issue 23): \style{...} drew a full-page
+# overlay that loaded a picture from another address, \href{javascript:...} made a live link. Refused
+# in the source, and any such attribute refused in the converter's output (UNSAFE_ATTRIBUTES).
+UNSAFE_COMMANDS = re.compile(r"\\(style|href|url|class|cssId|htmlClass|htmlId|htmlStyle|htmlData|html|"
+                             r"unicode|require|includegraphics|toggle|mathtip|texttip|bbox)(?![a-zA-Z])")
+UNSAFE_ATTRIBUTES = ("style", "href", "class", "id", "src", "xlink:href", "actiontype")
+
+
 def check_tex(tex: str) -> None:
-    """The faults latex2mathml passes over silently: unbalanced braces, unknown environments."""
+    """The faults latex2mathml passes over silently: unbalanced braces, unknown environments; and
+    commands that would carry markup (UNSAFE_COMMANDS)."""
+    unsafe = UNSAFE_COMMANDS.search(tex)
+    if unsafe:
+        raise MathsError(f"the command \\{unsafe.group(1)} is not allowed in the site's maths (it would reach "
+                         "the page as a link, style or markup)")
     depth = 0
     for m in re.finditer(r"\\.|[{}]", tex, re.S):
         depth += {"{": 1, "}": -1}.get(m.group(0), 0)
@@ -198,6 +211,9 @@ def _tidy(el: Element) -> None:
 def _check(el: Element) -> None:
     """The converter's silent failures, found in its output."""
     for node in el.iter():
+        bad = [a for a in node.attrib if a.lower() in UNSAFE_ATTRIBUTES or a.lower().startswith("on")]
+        if bad or node.tag in ("maction", "semantics"):
+            raise MathsError(f"<{node.tag}> carries {', '.join(bad) or 'markup'}, which the site's maths may not")
         text = (node.text or "").strip()
         if "\\" in text:
             raise MathsError(f"unknown command {text!r}")

@@ -298,12 +298,18 @@ def print_page(page, url: str, header: str) -> tuple[bytes, list[str]]:
     return pdf, broken
 
 
-def _offline(route):
-    """Requests leave 127.0.0.1 never: the print is offline and the same everywhere."""
-    host = urlparse(route.request.url).hostname
-    if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
-        return route.continue_()
-    return route.abort()
+def offline(base: str):
+    """A route handler: only the site's own server at `base` (and data:/blob: URLs) is reached,
+    not another port on 127.0.0.1 (a local service a page's script could talk to) and nothing
+    beyond: the print is offline and the same everywhere."""
+    own = urlparse(base)
+
+    def route_(route):
+        url = urlparse(route.request.url)
+        if route.request.url.startswith(("data:", "blob:")) or (url.hostname, url.port) == (own.hostname, own.port):
+            return route.continue_()
+        return route.abort()
+    return route_
 
 
 def overlay(browser, count: int) -> bytes:
@@ -328,7 +334,7 @@ def print_site(base: str, items: list[Entry], report: str, cover, log=print) -> 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(color_scheme="light")
-        context.route("**/*", _offline)
+        context.route("**/*", offline(base))
         page = context.new_page()
         # A request cut short by the next navigation (the favicon) is no problem; a refused one is.
         page.on("requestfailed", lambda r: None if r.failure == "net::ERR_ABORTED"
@@ -420,11 +426,21 @@ class Report:
     problems: list[str]  # images not loaded, requests refused (empty when all is well)
 
 
+def missing_pages(site_dir: Path, items: list[Entry]) -> list[str]:
+    """The nav's pages whose HTML the built site lacks (site-relative paths)."""
+    files = [(e.url if e.url.endswith(".html") else e.url + "index.html") for e in pages(items)]
+    return [f for f in files if not (Path(site_dir) / f).is_file()]
+
+
 def build(site_dir: Path, config_file: Path, commit: str, log=print) -> Report:
     """The report's PDF from the built site in `site_dir`, in the order of `config_file`'s nav."""
     from pypdf import PdfReader
     config = read_config(config_file)
     items = entries(config["nav"], config.get("use_directory_urls", True))
+    missing = missing_pages(site_dir, items)
+    if missing:  # a half-built site would print "Error code: 404" chapters
+        raise UserError(f"{len(missing)} page(s) of the nav are not in {site_dir} (first: {missing[0]}); the site "
+                        "is not fully built: run `invoke docs` first")
     title = config.get("site_name", "Report")
     site_url = config.get("site_url") or published_url(Path(config_file).parent / "CITATION.cff")
     homeworks = [e.title for e in items if e.depth == 0 and e.url is None and re.search(r"\bHW\d", e.title)]

@@ -99,11 +99,11 @@ def settings_of(config) -> dict:
 def run_folder(settings: dict) -> str | None:
     """None for the reference settings (they go to artifacts/); otherwise the folder under
     build/runs/ named by what differs, e.g. "epochs1-lr0.01" or "smoke"."""
-    if settings.get("smoke"):
-        return "smoke"
-    differ = [f"{k}{settings[k]:g}" if isinstance(settings[k], float) else f"{k}{settings[k]}"
-              for k in contract.REFERENCE if settings[k] != contract.REFERENCE[k]]
-    return "-".join(differ) or None
+    # repr of a float is its shortest exact form: lr 0.0012345678 and 0.0012345679 get two folders
+    # (`:g` rounded both to 0.00123457, and one run overwrote the other)
+    differ = [f"{k}{settings[k]!r}" if isinstance(settings[k], float) else f"{k}{settings[k]}"
+              for k in contract.REFERENCE if k != "smoke" and settings[k] != contract.REFERENCE[k]]
+    return "-".join((["smoke"] if settings.get("smoke") else []) + differ) or None
 
 
 def train_key_config(config, info: dict, digest: str) -> dict:

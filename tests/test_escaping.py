@@ -66,6 +66,9 @@ def poisoned_tree(root: Path) -> Path:
     poison_json(art / "lenet/lenet_plain/metrics.json", lambda d: d["machine"].update(cpu=h(), torch_git=h()))
     poison_json(art / "own_cnn/metrics.json", lambda d: d.update(device=h()))
     poison_json(art / "cs182/conv_timings.json", lambda d: d.update(shape={**d["shape"], "dtype": h()}))
+    # issue 23: the keys of a mapping reach pages too
+    poison_json(art / "bench.json", lambda d: d["end_to_end"]["stages"].update({h(): 1.0}))
+    poison_json(art / "data/dataset.json", lambda d: d["split"].update({h(): "x"}))
 
     def answers(d):
         for entry in list(d.values())[:12]:

@@ -10,12 +10,15 @@ from invoke.exceptions import Exit
 import tasks
 
 # task, flag, kind, lowest valid value (or (lowest, highest))
-FLAGS = [(tasks.data, "samples", int, 1), (tasks.train, "epochs", int, 1), (tasks.train, "seed", int, 0),
-         (tasks.train, "batch_size", int, 1), (tasks.train, "lr", float, None),
-         (tasks.seeds, "seeds", int, 2), (tasks.seeds, "epochs", int, 1), (tasks.seeds, "jobs", int, 1),
-         (tasks.ablation, "seeds", int, 2), (tasks.dropout, "epochs", int, 1), (tasks.filters, "images", int, (1, 10)),
-         (tasks.bench, "images", int, 128), (tasks.bench, "repeats", int, 1), (tasks.train_own, "epochs", int, 1)]
-VALUES = st.one_of(st.text(max_size=12), st.integers(-10**6, 10**6).map(str),
+E, J = (1, tasks.MAX_EPOCHS), (1, tasks.MAX_JOBS_PER_CORE * __import__("pipeline.parallel").parallel.cores())
+FLAGS = [(tasks.data, "samples", int, (1, 10000)), (tasks.train, "epochs", int, E),
+         (tasks.train, "seed", int, (0, 2 ** 63 - 1)), (tasks.train, "batch_size", int, (1, tasks.MAX_BATCH)),
+         (tasks.train, "lr", float, None), (tasks.seeds, "seeds", int, (2, tasks.MAX_SEEDS)),
+         (tasks.seeds, "epochs", int, E), (tasks.seeds, "jobs", int, J), (tasks.ablation, "jobs", int, J),
+         (tasks.ablation, "seeds", int, (2, tasks.MAX_SEEDS)), (tasks.dropout, "epochs", int, E),
+         (tasks.filters, "images", int, (1, 10)), (tasks.bench, "images", int, (128, 45000)),
+         (tasks.bench, "repeats", int, (1, 100)), (tasks.train_own, "epochs", int, E)]
+VALUES = st.one_of(st.text(max_size=12), st.integers(-10**6, 10**6).map(str), st.integers(-10**20, 10**20).map(str),
                    st.floats(allow_nan=True, allow_infinity=True).map(str), st.integers(-5, 300))
 
 
@@ -59,3 +62,11 @@ def test_any_flag_value_is_work_or_one_line(nowhere, task, flag, kind, low, valu
 def test_bad_port(port):
     with pytest.raises(Exit, match="--port"):
         tasks.serve(Context(), port=port)
+
+
+@pytest.mark.parametrize("flags", [{"seeds": "1000000"}, {"jobs": "10000"}, {"epochs": "1000000000"}])
+def test_huge_sweeps_are_refused_before_any_work(nowhere, flags):
+    """Issue 23: `--seeds 1000000` grew the client to 9.8 GB; `--jobs 10000` started workers until
+    memory ran out; `--epochs 1000000000` started."""
+    with pytest.raises(Exit, match="must be at most"):
+        tasks.seeds(Context(), **flags)

@@ -341,3 +341,25 @@ def test_every_formula_on_the_built_site_is_mathml_from_its_tex(real_site):
     assert all(counts.get(p, 0) >= 5 for p in MATHS_PAGES), counts
     assert 0 in counts.values()  # and pages without maths (checked above: no maths script either)
     assert not (real_site / "assets" / "mathjax").exists()
+
+
+@pytest.mark.parametrize("tex", [
+    r"x + \style{position:fixed;top:0;background:url(http://evil.example/a.png)}{y}",
+    r"\href{javascript:alert(1)}{x}", r"\class{md-header}{x}", r"\cssId{x}{y}", r"\unicode{x41}",
+    r"\mathtip{x}{y}", r"\bbox[background:url(http://evil.example)]{x}",
+])
+def test_tex_that_would_be_markup_is_refused(tex):
+    """Issue 23: TeX inside $...$ passed through: \\style drew a full-page overlay loading a picture
+    from another address, \\href{javascript:...} made a live MathML link."""
+    with pytest.raises(M.MathsError, match="is not allowed in the site's maths"):
+        M.tex_to_mathml(tex, display=False)
+
+
+def test_markup_attributes_in_the_converters_output_are_refused(monkeypatch):
+    """The second layer: whatever command made it, an href, style or on* attribute never reaches a page."""
+    for attrs in ({"href": "javascript:alert(1)"}, {"style": "position:fixed"}, {"onclick": "x()"}):
+        fake = ET.Element("mrow")
+        ET.SubElement(fake, "mi", attrs).text = "x"
+        monkeypatch.setattr(M, "converter", lambda: (lambda source, display: fake))
+        with pytest.raises(M.MathsError, match="which the site's maths may not"):
+            M.tex_to_mathml("x", display=False)

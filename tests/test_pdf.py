@@ -445,3 +445,40 @@ def test_every_page_links_the_printed_pdf(printed):
     # The same pages again (`invoke all` with nothing to redo): the kept PDF, not a second print.
     again = P.publish(folder, ROOT / "mkdocs.yml", "test", folder.parent / "cache", log=None)
     assert not again.printed and again.linked == report.linked
+
+
+def test_a_half_built_site_is_refused_before_printing(tmp_path):
+    """Issue 23: `invoke pdf` printed 16 chapters of "Error code: 404" and exited 0."""
+    items = P.entries(["index.md", {"A": ["lenet/data.md", "questions.md"]}])
+    site = tmp_path / "site"
+    (site / "lenet" / "data").mkdir(parents=True)
+    (site / "index.html").write_text("x")
+    (site / "lenet" / "data" / "index.html").write_text("x")
+    assert P.missing_pages(site, items) == ["questions/index.html"]
+    config = tmp_path / "mkdocs.yml"
+    config.write_text("site_name: t\nnav:\n  - index.md\n  - A:\n    - lenet/data.md\n    - questions.md\n")
+    with pytest.raises(P.UserError, match=r"1 page\(s\) of the nav are not in .* \(first: questions/index.html\)"):
+        P.build(site, config, "0123")
+    (site / "questions").mkdir()
+    (site / "questions" / "index.html").write_text("x")
+    assert P.missing_pages(site, items) == []
+
+
+def test_the_print_reaches_only_its_own_server():
+    """Issue 23: the "offline" filter let every port on 127.0.0.1 through."""
+    class Route:
+        def __init__(self, url):
+            self.request, self.done = type("R", (), {"url": url})(), None
+
+        def continue_(self):
+            self.done = "continued"
+
+        def abort(self):
+            self.done = "aborted"
+    handler = P.offline("http://127.0.0.1:8123/")
+    for url, want in [("http://127.0.0.1:8123/lenet/", "continued"), ("data:image/png;base64,AA", "continued"),
+                      ("http://127.0.0.1:6379/", "aborted"), ("http://localhost:8123/", "aborted"),
+                      ("https://example.com/x.png", "aborted")]:
+        route = Route(url)
+        handler(route)
+        assert route.done == want, url

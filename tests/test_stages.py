@@ -13,6 +13,9 @@ def test_run_folder_names_what_differs_from_the_reference():
     assert stages.run_folder({**ref, "epochs": 1}) == "epochs1"
     assert stages.run_folder({**ref, "lr": 0.01, "seed": 3}) == "lr0.01-seed3"
     assert stages.run_folder({**ref, "smoke": True}) == "smoke"
+    # issue 23: nearby rates and smoke runs with other settings no longer share a folder
+    assert stages.run_folder({**ref, "lr": 0.0012345678}) != stages.run_folder({**ref, "lr": 0.0012345679})
+    assert stages.run_folder({**ref, "smoke": True, "lr": 0.01}) == "smoke-lr0.01"
 
 
 def test_train_config_defaults_are_the_reference():

@@ -88,7 +88,7 @@ def test_pipeline_end_to_end_then_skips(workspace, tiny_cifar, capsys):
 
 
 def test_smoke_run_stays_out_of_artifacts(workspace, tiny_cifar):
-    tasks.train(Context(), smoke=True, source=str(tiny_cifar.batch_dir), quiet=True,
+    tasks.train(Context(), smoke=True, batch_size=64, source=str(tiny_cifar.batch_dir), quiet=True,
                 variant="lenet_plain")
     assert (workspace / "runs" / "smoke" / "lenet" / "summary.csv").exists()
     assert not (workspace / "artifacts").exists()
@@ -447,3 +447,19 @@ def test_clean_artifacts_removes_only_the_repositorys(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="LENET_ARTIFACTS points at"):
         tasks.clean(Context(), artifacts=True)
     assert removed == [] and (elsewhere / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("payload", [b"not a zip at all", b"PK\x03\x04 broken zip"])
+def test_a_tampered_weights_file_is_one_line_never_loaded_unsafely(tmp_path, payload):
+    """Issue 23: a tampered weights.pt gave a traceback in which torch suggests weights_only=False."""
+    import torch
+    store = Store(tmp_path, task="train")
+    store.record("train:x", "k", [store.write("lenet/lenet_plain/weights.pt", {"w": torch.zeros(2)})], {"config": {}})
+    assert tasks._weights(Store(tmp_path), "lenet/lenet_plain/weights.pt")["w"].shape == (2,)
+    (tmp_path / "lenet/lenet_plain/weights.pt").write_bytes(payload)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())  # the manifest re-hashed too
+    manifest["artifacts"]["lenet/lenet_plain/weights.pt"]["sha256"] = sha256_file(tmp_path / "lenet/lenet_plain/weights.pt")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(Exception) as e:
+        tasks._weights(Store(tmp_path), "lenet/lenet_plain/weights.pt")
+    assert "is not a weights file this pipeline wrote" in str(e.value) and "weights_only" not in str(e.value)
