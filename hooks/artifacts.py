@@ -70,6 +70,7 @@ argument and [brackets] an optional one:
                                      (default machine) of a JSON artifact, as one line; "not
                                      recorded" for a file written before machines were recorded
     gpu_note                         the sentence on whether any published run used a GPU
+    bench_options_finding            the sentence on the speed options tried (pipeline/findings.py)
     per_class_table                  test accuracy per class of both reference runs (lenet/per_class.csv)
     question_index                   every question of the three homeworks, its final answer and
                                      link (pipeline/answers/questions.py), and its CSV
@@ -129,6 +130,7 @@ if str(REPO) not in sys.path:
 
 from pipeline import citation as citations  # noqa: E402
 from pipeline import contract  # noqa: E402
+from pipeline import findings  # noqa: E402
 from pipeline.ablation import PUBLISHED  # noqa: E402
 from pipeline.machine import DIFFERS, gpu_note as gpu_sentence  # noqa: E402
 from pipeline.answers import questions  # noqa: E402
@@ -1118,6 +1120,12 @@ def bench_options_table(s: Store) -> str:
     return table(["model", "option", "ms per step", "speed vs ours", "first step (s)"], rows, "llrrr")
 
 
+def bench_options_finding(s: Store) -> str:
+    """The sentence on the options tried, as pipeline/findings.py words bench.json's measurements."""
+    rel = "bench.json"
+    return prose(findings.options_finding(dig(s.read_json(rel), "options", s.show(rel))))
+
+
 def profile_table(s: Store, variant: str) -> str:
     """profile.csv for one model: the plain loop's and our loop's top ops, ms per step and share."""
     rows = [[text(r["loop"]), code(r["op"]) if r["op"] not in ("other", "total") else f"*{r['op']}*",
@@ -1170,7 +1178,7 @@ PLACEHOLDERS = {
     "table_block": table_block, "download": download, "references": references,
     "bench_setting": bench_setting, "bench_targets_table": bench_targets_table, "bench_loops_table": bench_loops_table,
     "bench_options_table": bench_options_table, "profile_table": profile_table, "bench_end_to_end": bench_end_to_end,
-    "machine": machine, "gpu_note": gpu_note,
+    "machine": machine, "gpu_note": gpu_note, "bench_options_finding": bench_options_finding,
 }
 
 

@@ -79,3 +79,36 @@ def findings(summary: list[dict], logs: dict[str, list[dict]]) -> dict:
                 "a": a["variant"], "b": b["variant"],
                 "sentence": compare(a["variant"], float(a[column]), b["variant"], float(b[column]), column)}
     return out
+
+
+SAME_SPEED = 0.05  # two timings within 5% of each other read as the same speed (timing noise here is ~15%)
+
+
+def options_finding(options: dict) -> str:
+    """What bench.json's options say, in words (the methods page states it): whether channels-last and
+    torch.compile pay, and how the stock torch.nn layers compare with ours at one thread.
+
+    options: variant -> {option name -> {"speed_vs_ours": float} or {"error": str}}.
+    """
+    def speeds(name):
+        return [r["speed_vs_ours"] for o in options.values() for k, r in o.items() if k == name and "speed_vs_ours" in r]
+    paying = [n for n in ("channels_last", "torch.compile") if any(x > 1 + SAME_SPEED for x in speeds(n))]
+    first = ("Neither channels-last nor `torch.compile` pays at LeNet's size on this CPU, so `fit` uses neither."
+             if not paying else f"{' and '.join(f'`{n}`' for n in paying)} ran faster than ours for at least one "
+             f"model in this run; `fit` does not use it yet.")
+    stock = speeds("stock layers")
+    if not stock:
+        return first
+    low, high = min(stock), max(stock)
+    span = f"{low:.2f}×" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}× to {high:.2f}×"
+    if all(abs(x - 1) <= SAME_SPEED for x in stock):
+        how = (f"the stock `torch.nn` layers run at {span} the speed of our hand-written pooling and convolution, "
+               "the same within timing noise: at this size a step's time is oneDNN's kernels whichever way they "
+               "are called, so the loop, not the layers, is where ours differs from the plain way")
+    elif high < 1:
+        how = (f"the stock `torch.nn` layers run at {span} the speed of our hand-written pooling and convolution, "
+               "so our layers are part of where ours differs from the plain way, beside the loop")
+    else:
+        how = (f"the stock `torch.nn` layers run at {span} the speed of our hand-written pooling and convolution: "
+               "faster for at least one model in this run")
+    return f"{first} At one thread {how}."
