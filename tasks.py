@@ -692,7 +692,6 @@ def derive(c, source=None, allow_unofficial_data=False):
     file was computed from are recorded, and pipeline/contract.py's DERIVED_FROM says what derives
     from what. Trains nothing; part of `invoke all`."""
     from pipeline import contract
-    from pipeline import stages as S
     from pipeline.errors import UserError
     store = _store(None)
     stale = store.stale()
@@ -706,7 +705,8 @@ def derive(c, source=None, allow_unofficial_data=False):
     writers = list(dict.fromkeys(contract.writer_of(r) for r in ranked if r in affected))
     given = {"source": source, "allow_unofficial_data": allow_unofficial_data}
     for writer in writers:
-        print(f"derive: {writer}: " + ", ".join(r for r in ranked if r in affected and contract.writer_of(r) == writer))
+        files = [r for r in ranked if r in affected and contract.writer_of(r) == writer]
+        print(f"derive: {writer}: " + ", ".join(files))
         if writer == "seeds":
             config = store.previous("lenet/seeds.json")["config"]
             seeds(c, seeds=config["seeds"], epochs=config["epochs"], analyse_only=True, quiet=True, **given)
@@ -715,7 +715,8 @@ def derive(c, source=None, allow_unofficial_data=False):
         elif writer in ("verify", "bench"):
             _compare_again(store, writer)
         else:
-            raise UserError(f"{stale[0][0]} {stale[0][1]}; it is written by `invoke {writer}`, which derive does not "
+            why = dict(stale).get(files[0], "follows a file that changed")
+            raise UserError(f"{files[0]} {why}; it is written by `invoke {writer}`, which derive does not "
                             f"redo: run `{contract.invoke_command(writer)} --force`")
     return True
 
@@ -724,20 +725,25 @@ def _compare_again(store, writer: str) -> None:
     """verify's or the benchmark's comparison with the reference runs, redone against the runs in
     summary.csv now (stages.verify_rederived / bench_rederived), recorded with its old key and
     provenance: the measurements are the ones it made."""
-    from pipeline import machine as M
     from pipeline import stages as S
     summary = store.read_csv("lenet/summary.csv")
     if writer == "verify":
         seeds_ = store.read_json("lenet/seeds.json") if store.exists("lenet/seeds.json") else None
-        machine = M.recorded([store.read_json(f"lenet/{r['variant']}/metrics.json") for r in summary])
         report = S.verify_rederived(store.previous("verify.json"), summary, seeds_,
-                                    store.entry("lenet/summary.csv"), machine)
+                                    store.entry("lenet/summary.csv"), _runs_machine(store, summary))
         files = {"verify.csv": report["rows"], "verify.json": report}
     else:
         files = {"bench.json": S.bench_rederived(store.previous("bench.json"), summary)}
     out, entry = _store(writer), store.entry(next(iter(files)))
     out.record(writer, out.manifest()["tasks"].get(writer, {}).get("key", ""), out.write_all(files),
                {k: entry.get(k) for k in ("config", "seeds", "device", "data")})
+
+
+def _runs_machine(store, summary: list[dict]):
+    """The machine the runs of summary.csv recorded in their metrics.json (machine.recorded: one
+    dict, or "unknown" / "differs")."""
+    from pipeline import machine as M
+    return M.recorded([store.read_json(f"lenet/{r['variant']}/metrics.json") for r in summary])
 
 
 # --- verify, bench -------------------------------------------------------------------------
@@ -747,7 +753,6 @@ def _compare_again(store, writer: str) -> None:
 def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=False):
     """Retrain the reference runs into build/verify/ and compare every metric with the committed
     ones: identical, within the seeds' spread, or not -> artifacts/verify.{csv,json}."""
-    from pipeline import machine as M
     from pipeline import stages as S
     from pipeline.store import git_state
     committed = _store(None)
@@ -763,12 +768,10 @@ def verify(c, device="auto", source=None, allow_unofficial_data=False, quiet=Fal
     rows = S.verify_rows(summary, rerun, seeds_)
     entry = committed.entry("lenet/summary.csv")
     # each side's machine as its training processes recorded it in metrics.json (older: "unknown")
-    machines = [M.recorded([store.read_json(f"lenet/{r['variant']}/metrics.json") for r in runs_])
-                for store, runs_ in ((committed, summary), (scratch, rerun))]
     report = {"verdict": S.verdict_of(rows), "rows": rows,
-              "committed": S.verify_committed(entry, machines[0]),
+              "committed": S.verify_committed(entry, _runs_machine(committed, summary)),
               "rerun": {**git_state(ROOT), "torch": __import__("torch").__version__,
-                        "device": sorted({r["device"] for r in rerun}), "machine": machines[1],
+                        "device": sorted({r["device"] for r in rerun}), "machine": _runs_machine(scratch, rerun),
                         "seconds": round(time.perf_counter() - t0, 1), "finished": S.now()}}
     store = _store("verify")
     store.record("verify", report["rerun"]["commit"], store.write_all({"verify.csv": rows, "verify.json": report}),
@@ -833,6 +836,7 @@ def _bench_all(raw, plain_epochs, source, allow_unofficial_data, save) -> dict:
     there, which its site build reads), then the plain way's training of the same two models in
     this process; their ratio, the stage times, and the runs' accuracies against the committed."""
     from pipeline import bench as B
+    from pipeline import stages as S
     scratch = ROOT / "build" / "bench" / "artifacts"
     shutil.rmtree(scratch.parent, ignore_errors=True)
     shutil.copytree(ART, scratch)
@@ -851,10 +855,8 @@ def _bench_all(raw, plain_epochs, source, allow_unofficial_data, save) -> dict:
     plain = B.plain_training(raw, plain_epochs, log=print)
     rerun, committed = _store(None, scratch), _store(None)
     ours = {r["variant"]: r for r in rerun.read_csv("lenet/summary.csv")}
-    accuracies = {r["variant"]: {"committed": float(r["test_accuracy"]),
-                                 "bench_run": float(ours[r["variant"]]["test_accuracy"]),
-                                 "identical": r["test_accuracy"] == ours[r["variant"]]["test_accuracy"]}
-                  for r in committed.read_csv("lenet/summary.csv")}
+    accuracies = S.bench_accuracies(committed.read_csv("lenet/summary.csv"),
+                                    {v: r["test_accuracy"] for v, r in ours.items()})
     return {"all_force_seconds": seconds, "stages": rerun.read_json("timings.json")["seconds"],
             "train_seconds": {v: float(r["train_seconds"]) for v, r in ours.items()},
             "plain": plain, "ratio": seconds / plain["seconds"], "accuracies": accuracies}

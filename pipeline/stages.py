@@ -537,7 +537,13 @@ def bench_rederived(report: dict, summary: list[dict]) -> dict:
     e = report.get("end_to_end")
     if not e:
         return report
-    committed = {r["variant"]: float(r["test_accuracy"]) for r in summary}
-    accuracies = {v: {**a, "committed": committed.get(v), "identical": committed.get(v) == a["bench_run"]}
-                  for v, a in e["accuracies"].items()}
-    return {**report, "end_to_end": {**e, "accuracies": accuracies}}
+    bench_run = {v: a["bench_run"] for v, a in e["accuracies"].items()}
+    return {**report, "end_to_end": {**e, "accuracies": bench_accuracies(summary, bench_run)}}
+
+
+def bench_accuracies(summary: list[dict], bench_run: dict) -> dict:
+    """Per reference run of summary.csv: its test accuracy, the benchmark's run's (`bench_run`:
+    variant -> accuracy) and whether the two are identical."""
+    return {r["variant"]: {"committed": float(r["test_accuracy"]), "bench_run": float(bench_run[r["variant"]]),
+                           "identical": float(r["test_accuracy"]) == float(bench_run[r["variant"]])}
+            for r in summary}

@@ -440,19 +440,23 @@ class Store:
             before = json_bytes(manifest)
             artifacts = {rel: e for rel, e in manifest["artifacts"].items() if (self.root / rel).exists()}
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            rels, state = [], None
-            for p in paths:
-                rel = rel_of(p, self.root)
+            rels, state = [rel_of(p, self.root) for p in paths], None
+            present, hashed = set(artifacts) | set(rels), {}
+
+            def sha_of(rel):  # each file hashed once per call, though many record it as a source
+                if rel not in hashed:
+                    hashed[rel] = sha256_file(self.root / rel)
+                return hashed[rel]
+            for rel in rels:
                 self._owned(rel)
-                rels.append(rel)
-                sha = sha256_file(self.root / rel)
+                sha = sha_of(rel)
                 old = artifacts.get(rel, {})
                 # as JSON stores it (tuples become lists), so an unchanged entry compares equal
                 fixed = json.loads(json.dumps({"task": self.task, "torch": _torch_version(), **provenance},
                                               default=str))
-                derived = contract.sources(rel, set(artifacts) | {rel_of(q, self.root) for q in paths})
-                if derived:  # what it was computed from, as it is now (`derivations` compares)
-                    fixed["sources"] = {src: sha256_file(self.root / src) for src in derived}
+                derived = contract.sources(rel, present)
+                if derived:  # what it was computed from, as it is now (`stale` compares)
+                    fixed["sources"] = {src: sha_of(src) for src in derived}
                 if old.get("sha256") == sha and all(old.get(k) == v for k, v in fixed.items()):
                     continue
                 state = state or git_state(self.repo)
@@ -471,7 +475,6 @@ class Store:
             if json_bytes(manifest) != before:
                 write_bytes_atomic(self.root / contract.MANIFEST, json_bytes(manifest))
             self._manifest = manifest
-
 
     def stale(self) -> list[tuple[str, str]]:
         """(file, why) for every recorded file derived from sources (contract.DERIVED_FROM) that
