@@ -8,6 +8,7 @@ skips its work and writes nothing; `--force` redoes it. Runs with settings other
 reference go to build/runs/, never over the committed reference. Errors the user can cause print
 one line and exit non-zero; bugs keep their traceback.
 """
+import contextlib
 import functools
 import json
 import os
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent
 ART = Path(os.environ["LENET_ARTIFACTS"]).resolve() if os.environ.get("LENET_ARTIFACTS") else ROOT / "artifacts"
 CACHE = ROOT / "data"
 RUNS = ROOT / "build" / "runs"       # runs with other settings than the reference (git-ignored)
+JOBS = ROOT / "build"              # the training children's job and result files (removed as each ends)
 SCRATCH = ROOT / "build" / "verify"  # `invoke verify` retrains the reference here
 REJECTED = ROOT / "build" / "rejected"  # sweep files with bad lines, kept as they were
 DATA_HELP = {
@@ -47,7 +49,8 @@ def user_errors(fn):
     def wrapper(*args, **kwargs):
         from pipeline.errors import UserError
         try:
-            return fn(*args, **kwargs)
+            with _stopped_cleanly():
+                return fn(*args, **kwargs)
         except UserError as e:
             raise Exit(f"error: {e}", code=1)
         except OSError as e:
@@ -57,6 +60,34 @@ def user_errors(fn):
             raise Exit(f"error: {where}: {e.strerror}; check the path's permissions and free space, then "
                        "rerun (finished work is kept).", code=1)
     return wrapper
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP arrived (`timeout`, CI cancelling, a closed terminal)."""
+
+
+@contextlib.contextmanager
+def _stopped_cleanly():
+    """SIGTERM and SIGHUP unwind like Ctrl-C does: by default they end Python at once, skipping the
+    `finally` blocks that stop the training children and the MkDocs build and remove their job
+    files, so those ran on, re-parented to PID 1. Handlers only in the main thread (Python's rule);
+    the previous ones come back after the task."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    except Stopped as e:  # the children are stopped by now (the finally blocks ran)
+        raise Exit(f"stopped by {e}; finished work is kept", code=143) from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _rel(path: Path) -> str:
@@ -247,7 +278,7 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
               f"epochs, batch {config.batch_size}, lr {config.lr}, seed {config.seed}")
     if len(todo) > 1:
         print(f"train: {len(todo)} runs, {workers} at a time, one process each")
-    runs = parallel.run_fits(todo, ref, workers, progress=not quiet and workers == 1, scratch=ROOT / "build")
+    runs = parallel.run_fits(todo, ref, workers, progress=not quiet and workers == 1, scratch=JOBS)
     try:  # each run's files are written as soon as it finishes
         for config, result in runs:
             out = S.train_outputs(config, result, info, D.CLASSES)
@@ -281,11 +312,36 @@ SWEEP_HELP = {
 }
 
 
+def _design_folder(task_name: str, base, summary_rel: str, design: dict) -> str | None:
+    """None when `design` (the sweep's flags: seeds, p values, augment) is the one `base` already
+    publishes in summary_rel, or base publishes none yet; else the build/runs/ folder this other
+    design goes to, named by what it asks for. A flag never rewrites a published analysis with
+    sentences about another design (`--probs 0.75` once restated the p = 0 result as p = 0.75's)."""
+    entry = base.manifest()["artifacts"].get(summary_rel)  # a corrupt manifest is the store's one-line error
+    recorded = entry.get("config") if isinstance(entry, dict) else None
+    if not isinstance(recorded, dict):  # nothing published yet: this run publishes
+        return None
+    differ = {k: v for k, v in design.items() if k in recorded and json.loads(json.dumps(v)) != recorded[k]}
+    if not differ:
+        return None
+
+    def part(k, v):
+        if v is True or v is False:
+            return k if v else f"no{k}"
+        if isinstance(v, (list, tuple)):
+            return "p" + "_".join(f"{x!r}" for x in v)
+        return f"{k}{v}"
+    epochs = "" if base.root == ART else f"{base.root.name}-"
+    return f"{epochs}{task_name}-" + "-".join(part(k, v) for k, v in differ.items())
+
+
 def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, train_eval_size=0,
-                 scheduler=None, device="cpu"):
-    """Checked flags, the verified data, the store (artifacts/ for the reference's epochs, else
-    build/runs/epochsN/) and what the workers need: (n, jobs, config, ref, info, store).
-    A --scheduler must be reachable (a few seconds at most) before anything else is done."""
+                 scheduler=None, device="cpu", design=None, summary_rel=None):
+    """Checked flags, the verified data, the stores and what the workers need:
+    (n, jobs, config, ref, info, store, base). base is artifacts/ for the reference's epochs, else
+    build/runs/epochsN/; store is base, or a build/runs/ folder when the sweep's design (seeds and
+    `design`) differs from the one base publishes (_design_folder). A --scheduler must be reachable
+    (a few seconds at most) before anything else is done."""
     from pipeline import contract
     from pipeline import data as D
     from pipeline import stages as S
@@ -308,7 +364,13 @@ def _sweep_setup(task_name, seeds, epochs, jobs, source, allow_unofficial_data, 
     root = ART if epochs == contract.REFERENCE["epochs"] else RUNS / f"epochs{epochs}"
     if root != ART:
         print(f"{task_name}: {epochs} epochs is not the reference's; writing to {_rel(root)}")
-    return n, jobs, config, ref, info, _store(task_name, root)
+    base = _store(task_name, root)
+    other = _design_folder(task_name, base, summary_rel, {"seeds": n, **(design or {})}) if summary_rel else None
+    if other:
+        print(f"{task_name}: {_rel(base.root / summary_rel)} publishes another design; this one goes to "
+              f"{_rel(RUNS / other)} (published results are never rewritten by a flag)")
+        return n, jobs, config, ref, info, _store(task_name, RUNS / other), base
+    return n, jobs, config, ref, info, base, base
 
 
 def _sweep_provenance(config_, n, config, info):
@@ -361,12 +423,13 @@ def seeds(c, seeds=None, epochs=None, jobs=None, scheduler=None, quiet=False, so
     from pipeline import stages as S
     from pipeline.store import stage_key
     from pipeline.sweep import run_sweep
-    n, jobs, config, ref, info, store = _sweep_setup("seeds", _default(seeds, 5), _default(epochs, 20), jobs, source,
-                                                      allow_unofficial_data, scheduler=scheduler, device=device)
-    if not store.exists("lenet/summary.csv"):
-        raise Exit(f"error: {_rel(store.root / 'lenet/summary.csv')} is missing; run `invoke train` "
+    n, jobs, config, ref, info, store, base = _sweep_setup(
+        "seeds", _default(seeds, 5), _default(epochs, 20), jobs, source, allow_unofficial_data,
+        scheduler=scheduler, device=device, summary_rel="lenet/seeds.json")
+    if not base.exists("lenet/summary.csv"):
+        raise Exit(f"error: {_rel(base.root / 'lenet/summary.csv')} is missing; run `invoke train` "
                    f"first (seed 0 of each variant is the reference run)", code=1)
-    summary = store.read_csv("lenet/summary.csv")
+    summary = base.read_csv("lenet/summary.csv")
     reference = S.seeds_reference(summary, config)
     cid = S.config_id(config, ref)
     key = stage_key({"config_id": cid, "seeds": n, "reference": reference})
@@ -404,8 +467,9 @@ def ablation(c, seeds=None, epochs=None, jobs=None, scheduler=None, augment=True
     from pipeline import ablation as AB
     from pipeline import stages as S
     from pipeline.sweep import run_sweep
-    n, jobs, config, ref, info, store = _sweep_setup("ablation", _default(seeds, 3), _default(epochs, 20), jobs, source,
-                                                      allow_unofficial_data, scheduler=scheduler, device=device)
+    n, jobs, config, ref, info, store, _ = _sweep_setup(
+        "ablation", _default(seeds, 3), _default(epochs, 20), jobs, source, allow_unofficial_data,
+        scheduler=scheduler, device=device, design={"augment": augment}, summary_rel="ablation/summary.json")
     cid = S.config_id(config, ref)
     foreign = []  # finished runs with other settings (other data): kept in the file, never analysed
 
@@ -451,8 +515,10 @@ def dropout(c, seeds=None, probs=None, epochs=None, jobs=None, scheduler=None, q
     from pipeline import stages as S
     from pipeline.sweep import run_sweep
     p_values = DO.check_p_values(str(probs).split(",")) if probs is not None else DO.P_VALUES
-    n, jobs, config, ref, info, store = _sweep_setup("dropout", _default(seeds, 3), _default(epochs, 20), jobs, source,
-                                                     allow_unofficial_data, DO.TRAIN_EVAL_SIZE, scheduler=scheduler, device=device)
+    n, jobs, config, ref, info, store, base = _sweep_setup(
+        "dropout", _default(seeds, 3), _default(epochs, 20), jobs, source, allow_unofficial_data,
+        DO.TRAIN_EVAL_SIZE, scheduler=scheduler, device=device, design={"p_values": list(p_values)},
+        summary_rel="cs182/dropout/summary.json")
     cid = S.config_id(config, ref)
     runs, curves = ([], []) if force else DO.read_rows(_sweep_rows(store, "cs182/dropout/runs.csv")[1],
                                                         _sweep_rows(store, "cs182/dropout/curves.csv")[1],
@@ -477,7 +543,7 @@ def dropout(c, seeds=None, probs=None, epochs=None, jobs=None, scheduler=None, q
     previous = store.previous("cs182/dropout/summary.json")
     # the ablation's own runs only (its config: these settings without the train-eval measurement)
     ablation_cid = S.config_id(replace(config, train_eval_size=0), ref)
-    ablation_runs = ([r for r in store.read_rows("ablation/runs.csv")[1] if r.get("config") == ablation_cid]
+    ablation_runs = ([r for r in base.read_rows("ablation/runs.csv")[1] if r.get("config") == ablation_cid]
                      if config.epochs == 20 else None)
     out = DO.outputs(runs, curves, n, p_values, provenance["config"], S.sweep_history(previous, cid, sweep),
                      ablation_runs)
@@ -894,12 +960,14 @@ def _site_folder(site_dir) -> Path:
 @user_errors
 def docs(c, strict=True, site_dir="site"):
     """Build the site with MkDocs (reads artifacts/ only; a missing or stale artifact fails it)."""
+    from pipeline.parallel import die_with_parent
     folder = _site_folder(site_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SITE_MARK).write_text("built by `invoke docs`: it may empty and rewrite this folder\n")
     # Material >= 9.7 prints an end-of-life banner about MkDocs 2 on every build; not ours to fix.
     cmd = [sys.executable, "-m", "mkdocs", "build", *(["--strict"] if strict else []), "-d", str(site_dir)]
-    if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}).returncode:
+    if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+                      preexec_fn=die_with_parent).returncode:
         raise Exit("error: the site build failed (see the message above)", code=1)
 
 
@@ -924,6 +992,7 @@ PAGE_TESTS = ("test_site", "test_pdf", "test_escaping", "test_escape_text", "tes
             "k": "only tests matching this pytest -k expression",
             "lower_isa": "run the tests that touch floating point with oneDNN held one instruction set below "
                          "this CPU's best (ONEDNN_MAX_CPU_ISA), as another CPU computes; CI runs it"})
+@user_errors
 def test(c, browser=True, fast=False, k=None, lower_isa=False):
     """Run the test suite (pytest)."""
     args = ["-m", "not slow and not browser"] if fast else [] if browser else ["-m", "not browser"]
@@ -983,6 +1052,7 @@ def pdf(c, site_dir="site", force=False):
 
 
 @task(name="test-site")
+@user_errors
 def test_site(c):
     """Build the site and check it in Chromium: links, images, math, no outside requests."""
     code = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_site.py", "tests/test_browser.py"],
@@ -1001,6 +1071,7 @@ def contract(c):
 
 
 @task
+@user_errors
 def lock(c):
     """Refresh requirements.lock from requirements.txt: every package but torch pinned exactly,
     with the sha256 of every file the registry offers (pip-compile --generate-hashes)."""
@@ -1009,8 +1080,13 @@ def lock(c):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "requirements.txt"
+        # ...but its dependencies go in (hash-checked, installed before torch), all but the CUDA
+        # wheels' own libraries (nvidia-*, triton: only the CUDA builds want them)
+        import importlib.metadata
+        torch_needs = [r for r in importlib.metadata.requires("torch") or [] if "extra ==" not in r
+                       and not r.lower().startswith(("nvidia", "triton"))]
         source.write_text("".join(line for line in (ROOT / "requirements.txt").read_text().splitlines(True)
-                                  if not line.startswith("torch")))
+                                  if not line.startswith("torch")) + "".join(f"{r}\n" for r in torch_needs))
         out = Path(tmp) / "requirements.lock"
         cmd = [sys.executable, "-m", "piptools", "compile", "-q", "--generate-hashes", "--allow-unsafe",
                "--strip-extras", "--no-emit-index-url", "--no-emit-find-links", "-o", str(out), str(source)]
@@ -1084,6 +1160,7 @@ def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False
 @task(help={"remote": "git remote to push the site to (needs push rights; default origin)",
             "branch": "branch GitHub Pages serves the site from (default gh-pages)",
             "dry_run": "print the commit and the mkdocs gh-deploy command, run nothing"})
+@user_errors
 def deploy(c, remote="origin", branch="gh-pages", dry_run=False):
     """Build the site strictly and publish it to GitHub Pages (mkdocs gh-deploy) from HEAD."""
     import shlex

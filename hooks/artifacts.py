@@ -1267,6 +1267,9 @@ def check_site_url(config) -> None:
     url = citation()["url"]
     if not config.site_url:
         config.site_url = url if url.endswith("/") else url + "/"
+    host, port = config.dev_addr
+    if config.site_url.startswith(f"http://{host}:{port}/"):  # `mkdocs serve`: its own preview address
+        return
     if (config.site_url or "").rstrip("/") != url.rstrip("/"):
         raise PluginError(f"mkdocs.yml's site_url ({config.site_url}) differs from CITATION.cff's url ({url}); "
                           "make them the same address (the citations use it).")

@@ -34,6 +34,17 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def die_with_parent() -> None:
+    """In a child (a Popen preexec_fn, or its first line): Linux kills it when the parent dies,
+    even by SIGKILL, which no handler sees. Elsewhere a no-op: SIGTERM and Ctrl-C are handled
+    by the parent's `finally` blocks (tasks._stopped_cleanly)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def workers_for(runs: int, device) -> int:
     """How many runs train at once: one per THREADS cores on the CPU, one at a time on a GPU
     (a LeNet run keeps a GPU busy enough that two would only queue)."""
@@ -65,7 +76,8 @@ def run_fits(configs: list, data_ref, workers: int, progress: bool = False,
                     pickle.dump({"config": asdict(config), "data": asdict(data_ref), "progress": progress,
                                  "train_eval_size": train_eval_size}, f)
                 out = Path(job).with_suffix(".result")
-                proc = subprocess.Popen([sys.executable, "-m", "pipeline.parallel", job, str(out)], env=env)
+                proc = subprocess.Popen([sys.executable, "-m", "pipeline.parallel", job, str(out)], env=env,
+                                        preexec_fn=die_with_parent)
                 running[proc] = (config, Path(job), out)
             done = [p for p in running if p.poll() is not None]
             if not done:

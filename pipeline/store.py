@@ -25,6 +25,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ from pipeline.errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 ENV_ROOT = "LENET_ARTIFACTS"
 LOCK = ".manifest.lock"
+MAX_BYTES = 32 * 2 ** 20  # any artifact or the manifest; the largest today is 1.2 MiB
+LOCK_SECONDS = 600  # the longest wait for another run's record (a record takes well under a second)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -52,6 +55,15 @@ def resolve_root(repo: Path | None = None) -> Path:
 
 
 # --- hashing and git ---------------------------------------------------------------------------
+
+def _not_huge(path: Path, shown: str, fix: str) -> None:
+    """A StoreError for a file over MAX_BYTES, before anything reads it whole (a 300 MB JSON
+    doubled the site build's memory)."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise StoreError(f"{shown} is {size / 2 ** 20:.0f} MiB; no artifact of this pipeline is over "
+                         f"{MAX_BYTES // 2 ** 20} MiB (the largest, the own CNN's weights, is ~1.2 MiB): {fix}")
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -253,6 +265,7 @@ class Store:
         # The manifest also vouches for the long sweeps' files, which `invoke all` does not redo:
         # restoring the committed one is the fix that loses nothing.
         recover = f"restore it with `git checkout -- {self.show(contract.MANIFEST)}` and rerun"
+        _not_huge(path, self.show(contract.MANIFEST), recover)
         try:
             manifest = json.loads(path.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -286,10 +299,19 @@ class Store:
     # -- reading
 
     def path(self, rel: str) -> Path:
-        """artifacts/<rel>, which must exist and match the sha256 the manifest records."""
+        """artifacts/<rel>, which must exist and match the sha256 the manifest records. Only a file
+        the contract lists, lying in the tree itself (the pipeline writes no symlinks: one could
+        lead anywhere), under MAX_BYTES (what reads it reads it whole)."""
         path = self.root / rel
+        if contract.spec_of(rel) is None:
+            raise StoreError(f"{self.show(rel)} is not an artifact the contract lists (pipeline/contract.py); "
+                             f"restore {self.show(contract.MANIFEST)} with git, or rerun the task that wrote it")
+        if path.resolve() != self.root.resolve() / rel:
+            raise StoreError(f"{self.show(rel)} is a symlink (or lies under one); the pipeline writes plain "
+                             f"files only: remove it and rerun `{self.fix(rel)}`.")
         if not path.is_file():
             raise StoreError(f"{self.show(rel)} is missing; run `{self.fix(rel)}` to write it.")
+        _not_huge(path, self.show(rel), f"rerun `{self.fix(rel)} --force`")
         sha = sha256_file(path)
         if self.entry(rel)["sha256"] != sha:
             self.manifest(fresh=True)  # another stage may have recorded it since we last looked
@@ -411,12 +433,30 @@ class Store:
     def write_all(self, outputs: dict) -> list[Path]:
         return [self.write(rel, content) for rel, content in outputs.items()]
 
+    @contextmanager
     def locked(self):
-        """The manifest lock (reentrant): hold it to read, merge and record a shared file at once."""
+        """The manifest lock (reentrant): hold it to read, merge and record a shared file at once.
+        A run that finds another holding it says so on stderr before it waits (at most
+        LOCK_SECONDS: the lock is the kernel's and dies with its holder, so a longer wait is a
+        hung run)."""
+        from filelock import Timeout
         self.root.mkdir(parents=True, exist_ok=True)
         if self._lock is None:
             self._lock = FileLock(str(self.root / LOCK))
-        return self._lock
+        try:
+            self._lock.acquire(timeout=0.5)
+        except Timeout:
+            print(f"{self.task or 'store'}: waiting for another run to finish recording in {self.show(LOCK)} "
+                  f"(at most {LOCK_SECONDS // 60} min)", file=sys.stderr, flush=True)
+            try:
+                self._lock.acquire(timeout=LOCK_SECONDS)
+            except Timeout:
+                raise StoreError(f"another run has held {self.show(LOCK)} for {LOCK_SECONDS // 60} min; "
+                                 f"stop it (or wait for it), then rerun") from None
+        try:
+            yield self._lock
+        finally:
+            self._lock.release()
 
     def previous_rows(self, rel: str, lenient: bool = False) -> list[dict]:
         """A CSV this task rewrites, as it stands now (the manifest re-read): verified, or with

@@ -30,6 +30,7 @@ import io
 import logging
 import os
 import pickle
+import platform
 import socket
 import sys
 import time
@@ -46,6 +47,7 @@ SPEC_KEYS = ("preprocess", "batch_norm", "dropout", "augment", "seed")
 CONNECT_SECONDS = 5       # to reach the scheduler: a scheduler on a LAN answers in milliseconds
 WORKER_WAIT_SECONDS = 60  # for a first worker, or a new one after all have left: workers start in ~5 s
 POLL_SECONDS = 5          # how often a waiting sweep checks that it still has workers
+CHECK_SECONDS = 60        # for every worker to answer the client's check (it imports torch: ~5 s)
 
 
 @dataclass(frozen=True)
@@ -147,17 +149,21 @@ def run_one(s: dict, config: SweepConfig, ref: DataRef) -> dict:
             "log": result["log"]}
 
 
-def run_task(s: dict, config: dict, ref: dict) -> dict:
-    """One run as a Dask task: {"address": the Dask worker's, "row": run_one's row}."""
+def run_task(s: dict, config: dict, ref: dict, client_versions: dict | None = None) -> dict:
+    """One run as a Dask task: {"address": the Dask worker's, "row": run_one's row}. Every run
+    checks its own worker (versions here, data in _load): a worker that joins mid-sweep, or
+    replaces one that died, never ran the client's first check."""
+    import torch
     from distributed import get_worker
-    return {"address": get_worker().address, "row": run_one(s, SweepConfig(**config), DataRef(**ref))}
+    address = get_worker().address
+    if client_versions:
+        check_versions(client_versions, {address: {"python": platform.python_version(), "torch": torch.__version__}})
+    return {"address": address, "row": run_one(s, SweepConfig(**config), DataRef(**ref))}
 
 
 def worker_info(ref: dict, device: str) -> dict:
     """What the client checks on every worker before the first run (via Client.run): the
     versions, the devices, and the data (UserError if the device or the data is not there)."""
-    import platform
-
     import torch
 
     from pipeline.train import select_device
@@ -226,10 +232,40 @@ def code_archive() -> tuple[str, bytes]:
     return f"lenet-{package.name}-{hashlib.sha256(data).hexdigest()[:12]}.zip", data
 
 
+GREETING_BYTES = 4096  # a scheduler's first message (its handshake) is ~60 bytes
+
+
+def _greeting(conn: socket.socket) -> bytes | None:
+    """The first message a TCP server sends, read with the standard library: Dask's reader
+    allocates whatever length the first 8 bytes announce (a hostile server's '2 GB' grew the
+    client to 2.4 GB). b"" when it announces more than GREETING_BYTES, None when it sends nothing
+    in time (Dask's identity request then finds out what it is)."""
+    import struct
+
+    def read(n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return data
+    try:
+        head = read(8)
+        if len(head) < 8:
+            return b"" if head else None
+        (size,) = struct.unpack("<Q", head)
+        return read(size) if size <= GREETING_BYTES else b""
+    except TimeoutError:
+        return None
+    except OSError:
+        return b""
+
+
 def check_scheduler(address: str, timeout: float | None = None) -> str:
     """The address as tcp://HOST:PORT if a Dask scheduler answers there, else a one-line
-    UserError; takes at most 2 x `timeout` seconds (default CONNECT_SECONDS): a TCP connect,
-    then Dask's "identity" request."""
+    UserError; takes at most 3 x `timeout` seconds (default CONNECT_SECONDS): a TCP connect, its
+    first message (_greeting), then Dask's "identity" request."""
     timeout = CONNECT_SECONDS if timeout is None else timeout
     import asyncio
 
@@ -246,18 +282,24 @@ def check_scheduler(address: str, timeout: float | None = None) -> str:
         raise UserError(f"--scheduler {address!r} is not a Dask scheduler address; {hint}")
     address = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        conn = socket.create_connection((host, port), timeout=timeout)
     except OSError as e:
         reason = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else e.strerror or type(e).__name__
         raise UserError(f"cannot reach a Dask scheduler at {address} ({reason}); start one there with "
                         f"`dask scheduler --port {port}`, or fix --scheduler") from None
+    with conn:
+        greeting = _greeting(conn) if scheme == "tcp" else b"pickle-protocol"  # TLS: Dask's own reader
+    if greeting is not None and b"pickle-protocol" not in greeting:
+        raise UserError(f"{address} answered, but not as a Dask scheduler does (its first message is not "
+                        f"Dask's handshake); give --scheduler the address "
+                        f"`dask scheduler` prints (tcp://HOST:8786 by default)")
 
     async def identity():  # Dask's own Client waits forever on a server that accepts but never answers
         async with rpc(address, connection_args=Security().get_connection_args("client")) as server:
             return await server.identity()
     try:
         kind = asyncio.run(asyncio.wait_for(identity(), timeout)).get("type")
-    except (OSError, TimeoutError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - whatever a server that is no scheduler sends, it is not one
         kind = None
     if kind != "Scheduler":
         what = (f"is a Dask {kind.lower()}, not the scheduler" if kind else
@@ -313,18 +355,19 @@ def _prepare_workers(client, config: SweepConfig, ref: DataRef) -> tuple[str, di
     import torch
     from distributed.diagnostics.plugin import UploadFile
     mine = {"python": ".".join(map(str, sys.version_info[:3])), "torch": torch.__version__}
-    # Python first, from Dask's own report: the code we ship is bytecode for this Python.
-    versions = client.get_versions(check=False)["workers"]
-    check_versions(mine, {a: {"python": v["host"]["python"].split(".final")[0]} for a, v in versions.items()
-                          if isinstance(v, dict) and "host" in v})
+    # Python first, with the standard library alone: the code we ship is bytecode for this Python.
+    # Each worker answers within CHECK_SECONDS or is named: Dask's own calls to every worker
+    # (get_versions, register_plugin, run) wait for a paused one until the scheduler drops it.
+    python = _ask_each(client, pickle.dumps(_Call(platform.python_version, ())))
+    _silent(python)
+    check_versions(mine, {a: {"python": v} for a, v in python.items() if isinstance(v, str)})
     code_file, code = code_archive()
     with tempfile.TemporaryDirectory() as tmp:  # UploadFile reads a file; the name is what workers see
         (Path(tmp) / code_file).write_bytes(code)
         # Named by the hash: registering the same code again replaces it. Workers that join later
         # (or that a nanny restarts) get it from the scheduler when they connect.
         client.register_plugin(UploadFile(str(Path(tmp) / code_file)), name=code_file)
-    found = client.run(pickle.loads, _shipped(code_file, "worker_info", asdict(ref), config.device),
-                       on_error="return")
+    found = _silent(_ask_each(client, _shipped(code_file, "worker_info", asdict(ref), config.device)))
     for address, info in sorted(found.items()):
         if isinstance(info, UserError):
             raise UserError(f"worker {address}: {info}")
@@ -336,6 +379,37 @@ def _prepare_workers(client, config: SweepConfig, ref: DataRef) -> tuple[str, di
     check_versions(mine, found)
     threads = client.nthreads()
     return code_file, {a: {"threads": threads.get(a), **info} for a, info in sorted(found.items())}
+
+
+def _ask_each(client, blob: bytes) -> dict:
+    """{address: pickle.loads(blob) run on that worker (or the exception it raised), or None if the
+    worker did not answer within CHECK_SECONDS}: Client.run waits for the slowest worker forever."""
+    import asyncio
+
+    async def ask(address):
+        try:
+            found = await asyncio.wait_for(client._run(pickle.loads, blob, workers=[address], on_error="return"),
+                                           CHECK_SECONDS)
+        except (TimeoutError, asyncio.TimeoutError):
+            return address, None
+        return address, found.get(address, UserError("it left during the check"))
+
+    addresses = list(client.nthreads())  # here: inside the loop the client's calls are coroutines
+
+    async def ask_all():
+        return dict(await asyncio.gather(*(ask(a) for a in addresses)))
+    return client.sync(ask_all)
+
+
+def _silent(answers: dict) -> dict:
+    """answers, or a UserError naming the workers that did not answer (or that there were none)."""
+    silent = sorted(a for a, answer in answers.items() if answer is None)
+    if silent:  # a paused or swamped worker: Dask would wait for it (5 min worker-ttl), then run on none
+        raise UserError(f"worker {', '.join(silent)} did not answer the client's check within {CHECK_SECONDS} s "
+                        f"(paused, overloaded or on a lost network); restart or stop it, then rerun")
+    if not answers:
+        raise UserError("every worker left before the client's check; start workers and rerun")
+    return answers
 
 
 def default_jobs() -> int:
@@ -356,9 +430,7 @@ def run_sweep(specs: list[dict], config: SweepConfig, ref: DataRef, on_result, *
     "cluster": [{"address", "threads", "python", "torch", "cuda", "devices", "runs"}, ...]}.
     A failed run stops the sweep (the finished ones have been passed to on_result already).
     """
-    from dask.distributed import Client, LocalCluster, wait
-    from distributed.scheduler import KilledWorker
-    from tqdm.auto import tqdm
+    from dask.distributed import Client, LocalCluster
 
     if not specs:
         return {"runs": 0, "wall_seconds": 0.0, "workers": 0, "scheduler": scheduler or "none", "cluster": []}
@@ -379,58 +451,100 @@ def run_sweep(specs: list[dict], config: SweepConfig, ref: DataRef, on_result, *
         client, address = Client(cluster), f"LocalCluster({jobs} processes x 1 thread)"
     try:
         code_file, workers = _prepare_workers(client, config, ref)
-        gpus = sorted({name for w in workers.values() for name in w["devices"]}) if config.device != "cpu" else []
-        log(f"sweep: {len(specs)} runs on {len(workers)} worker(s) ({address}), {config.threads} torch "
-            f"thread(s) each, device {config.device}" + (f" ({', '.join(gpus)})" if gpus else ""))
-        tasks = {client.submit(pickle.loads, _shipped(code_file, "run_task", s, asdict(config), asdict(ref)),
-                               key=f"run-{run_id(s)}-{time.time_ns()}", pure=False,
-                               priority=int(100 * cost(s))): s for s in specs}
-        runs_by_worker = {}
-        bar = tqdm(total=len(tasks), desc="sweep", unit="run", disable=not progress,
-                   smoothing=0)  # smoothing 0: the ETA is the average time per run so far
         try:
-            pending, present, alone_since = set(tasks), set(workers), None
-            while pending:
-                try:
-                    done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
-                except TimeoutError:
-                    done = set()
-                now = set(client.nthreads())
-                for gone in sorted(present - now):
-                    log(f"sweep: worker {gone} left; Dask redoes its runs on the other workers")
-                for new in sorted(now - present):
-                    log(f"sweep: worker {new} joined")
-                present = now
-                alone_since = None if now else alone_since or time.monotonic()
-                if alone_since and time.monotonic() - alone_since > WORKER_WAIT_SECONDS:
-                    raise UserError(f"every worker left {address} and none joined within {WORKER_WAIT_SECONDS} s; "
-                                    f"{bar.n} of {len(tasks)} runs finished and are saved; start workers and "
-                                    f"rerun to train the rest")
-                for future in done:
-                    s = tasks[future]
-                    try:
-                        result = future.result()
-                    except UserError as e:
-                        raise UserError(f"run {run_id(s)}: {e}") from None
-                    except KilledWorker:
-                        raise UserError(f"run {run_id(s)} was given up: each worker that ran it died (out of "
-                                        f"memory?); {bar.n} finished runs are saved; rerun to retry") from None
-                    except Exception as e:
-                        raise RuntimeError(f"run {run_id(s)} failed: {type(e).__name__}: {e}") from e
-                    on_result(result["row"])
-                    runs_by_worker[result["address"]] = runs_by_worker.get(result["address"], 0) + 1
-                    bar.update()
-                    bar.set_postfix_str(f"{run_id(s)} on {result['address']}", refresh=True)
+            return _sweep(client, address, code_file, workers, specs, config, ref, on_result, progress, log, start)
         finally:
-            bar.close()
-            for f in tasks:
-                f.cancel()
+            if cluster is None:  # another's cluster: leave it as it was (a local one just closes)
+                _forget(client, code_file, log)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _sweep(client, address, code_file, workers, specs, config, ref, on_result, progress, log, start) -> dict:
+    """run_sweep's part on checked workers: submit every spec, save each row as it arrives, follow
+    workers leaving and joining. Returns run_sweep's summary."""
+    from dask.distributed import wait
+    from distributed.scheduler import KilledWorker
+    from tqdm.auto import tqdm
+
+    gpus = sorted({name for w in workers.values() for name in w["devices"]}) if config.device != "cpu" else []
+    log(f"sweep: {len(specs)} runs on {len(workers)} worker(s) ({address}), {config.threads} torch "
+        f"thread(s) each, device {config.device}" + (f" ({', '.join(gpus)})" if gpus else ""))
+    import torch
+    versions = {"python": ".".join(map(str, sys.version_info[:3])), "torch": torch.__version__}
+    tasks = {client.submit(pickle.loads, _shipped(code_file, "run_task", s, asdict(config), asdict(ref), versions),
+                           key=f"run-{run_id(s)}-{time.time_ns()}", pure=False,
+                           priority=int(100 * cost(s))): s for s in specs}
+    runs_by_worker = {}
+    bar = tqdm(total=len(tasks), desc="sweep", unit="run", disable=not progress,
+               smoothing=0)  # smoothing 0: the ETA is the average time per run so far
+    try:
+        pending, present, alone_since = set(tasks), set(workers), None
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                done = set()
+            now = set(client.nthreads())
+            for gone in sorted(present - now):
+                log(f"sweep: worker {gone} left; Dask redoes its runs on the other workers")
+            for new in sorted(now - present):
+                log(f"sweep: worker {new} joined")
+            present = now
+            alone_since = None if now else alone_since or time.monotonic()
+            if alone_since and time.monotonic() - alone_since > WORKER_WAIT_SECONDS:
+                raise UserError(f"every worker left {address} and none joined within {WORKER_WAIT_SECONDS} s; "
+                                f"{bar.n} of {len(tasks)} runs finished and are saved; start workers and "
+                                f"rerun to train the rest")
+            for future in done:
+                s = tasks[future]
+                try:
+                    result = future.result()
+                except UserError as e:
+                    raise UserError(f"run {run_id(s)}: {e}") from None
+                except KilledWorker:
+                    raise UserError(f"run {run_id(s)} was given up: each worker that ran it died (out of "
+                                    f"memory?); {bar.n} finished runs are saved; rerun to retry") from None
+                except Exception as e:
+                    raise RuntimeError(f"run {run_id(s)} failed: {type(e).__name__}: {e}") from e
+                on_result(result["row"])
+                runs_by_worker[result["address"]] = runs_by_worker.get(result["address"], 0) + 1
+                bar.update()
+                bar.set_postfix_str(f"{run_id(s)} on {result['address']}", refresh=True)
+    finally:
+        bar.close()
+        for f in tasks:
+            f.cancel()
     empty = {"threads": None, "python": None, "torch": None, "cuda": None, "devices": []}
     return {"runs": len(specs), "wall_seconds": time.perf_counter() - start, "workers": len(workers),
             "scheduler": address,
             "cluster": [{"address": a, **workers.get(a, empty), "runs": runs_by_worker.get(a, 0)}
                         for a in sorted(set(workers) | set(runs_by_worker))]}
+
+
+def forget_code(code_file: str) -> None:
+    """On a worker, after a sweep: this sweep's code leaves sys.path and sys.modules (every sweep
+    ships its own; they piled up on workers that live across sweeps)."""
+    import importlib
+    for path in [p for p in sys.path if os.path.basename(p) == code_file]:
+        sys.path.remove(path)
+        for module in [m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")]:
+            if (getattr(sys.modules[module], "__file__", None) or "").startswith(path + os.sep):
+                del sys.modules[module]
+    importlib.invalidate_caches()
+
+
+def _forget(client, code_file: str, log) -> None:
+    """Take this sweep's code off a cluster that outlives it: off every worker's sys.path, and its
+    plugin off the scheduler (which would upload it to every worker that joins later). A worker
+    that does not answer within CHECK_SECONDS is named and left as it is."""
+    silent = sorted(a for a, answer in _ask_each(client, _shipped(code_file, "forget_code", code_file)).items()
+                    if answer is None)
+    try:
+        client.sync(client._unregister_worker_plugin, name=code_file, nanny=False, callback_timeout=CHECK_SECONDS)
+    except Exception as e:  # noqa: BLE001 - the runs are saved; a leftover plugin is only untidy
+        log(f"sweep: could not remove the code's plugin {code_file} from the scheduler ({type(e).__name__})")
+    if silent:
+        log(f"sweep: worker {', '.join(silent)} did not answer; {code_file} stays on its sys.path")

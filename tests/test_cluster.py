@@ -224,6 +224,9 @@ def test_sweep_on_a_real_cluster_survives_a_killed_worker(tmp_path, tiny_cifar, 
                     done_at_kill = len(read(runs))
                 time.sleep(0.05)
             out, err = p.communicate(timeout=600)
+            # the sweep's code left the cluster with it: off the workers' sys.path and the scheduler
+            left = watch.run(lambda: [x for x in __import__("sys").path if "lenet-pipeline" in x])
+            plugins = watch.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins))
         local_err = local.communicate(timeout=600)[1]
     finally:
         for driver in (local, p):
@@ -234,6 +237,8 @@ def test_sweep_on_a_real_cluster_survives_a_killed_worker(tmp_path, tiny_cifar, 
     assert victim is not None, "the sweep finished before a worker could be killed"
     assert done_at_kill < RUNS and in_flight
     assert f"worker {victim} left; Dask redoes its runs on the other workers" in out
+    assert left and not any(left.values()), left
+    assert not [name for name in plugins if "lenet-pipeline" in name], plugins
 
     reference = by_run(read(tmp_path / "local" / "ablation" / "runs.csv"))
     assert len(reference) == RUNS
@@ -257,3 +262,57 @@ def test_sweep_on_a_real_cluster_survives_a_killed_worker(tmp_path, tiny_cifar, 
         with pytest.raises(UserError) as e:
             SW.run_sweep(spec, SW.SweepConfig(epochs=1), ref, on_result=None, scheduler=address, progress=False)
         assert str(e.value).startswith(f"worker {survivor}: ") and problem in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_run_checks_the_versions_of_its_own_worker(monkeypatch):
+    """A worker that joins mid-sweep (a replacement) never ran the first check: the run checks it."""
+    import distributed
+    monkeypatch.setattr(distributed, "get_worker", lambda: type("W", (), {"address": "tcp://10.0.0.9:4000"})())
+    with pytest.raises(UserError, match=r"worker tcp://10.0.0.9:4000 runs torch 2\S+, but this client runs python \S+, torch 1.0.0"):
+        SW.run_task({}, {}, {}, {"python": ".".join(map(str, sys.version_info[:3])), "torch": "1.0.0"})
+
+
+@pytest.mark.slow
+def test_a_paused_worker_is_a_one_line_error_not_a_five_minute_hang(workspace, tiny_cifar, dask_cluster, monkeypatch):
+    from dask.distributed import Client
+    address, workers = dask_cluster
+    with Client(address, timeout="30s") as watch:
+        watch.wait_for_workers(2, timeout=60)
+    os.killpg(workers[0].pid, signal.SIGSTOP)  # its nanny and its worker: alive, connected, silent
+    monkeypatch.setattr(SW, "CHECK_SECONDS", 3)
+    try:
+        message, seconds = ablation_error(tiny_cifar, scheduler=address)
+    finally:
+        os.killpg(workers[0].pid, signal.SIGCONT)
+    assert "did not answer the client's check within 3 s (paused, overloaded or on a lost network)" in message
+    assert seconds < 60
+    assert not (workspace / "artifacts" / "ablation").exists()
+
+
+@pytest.mark.parametrize("sends", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", b"SSH-2.0-OpenSSH_9.6\r\n", b"\x08" + bytes(7) + b"12345678",
+    (2 * 1024 ** 3).to_bytes(8, "little"),  # announces a 2 GB frame: never allocated
+], ids=["http", "ssh", "frame-of-garbage", "2GB-frame"])
+def test_a_server_that_sends_garbage_is_a_one_line_error(sends):
+    import threading
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+
+        def serve():
+            for _ in range(2):
+                try:
+                    conn, _ = s.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(sends)
+                    time.sleep(0.5)
+        threading.Thread(target=serve, daemon=True).start()
+        start = time.perf_counter()
+        with pytest.raises(UserError) as e:
+            SW.check_scheduler(f"tcp://127.0.0.1:{port}", timeout=2)
+    assert str(e.value).startswith(f"tcp://127.0.0.1:{port} answered, but not as a Dask scheduler does "
+                                   f"(its first message is not Dask's handshake)")
+    assert time.perf_counter() - start < FAST_SECONDS

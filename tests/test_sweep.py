@@ -29,6 +29,7 @@ def workspace(tmp_path, monkeypatch, tiny_cifar):
     monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
     monkeypatch.setattr(tasks, "CACHE", tmp_path / "data")
     monkeypatch.setattr(tasks, "REJECTED", tmp_path / "rejected")
+    monkeypatch.setattr(tasks, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(stages, "EXPECTED_COUNTS", tiny_cifar.counts)
     monkeypatch.setattr(stages, "VAL_SIZE", 50)
     monkeypatch.setitem(contract.REFERENCE, "epochs", 1)  # the tiny sweeps stand for the reference
@@ -104,6 +105,14 @@ def test_tiny_ablation_and_seeds_on_a_local_cluster(workspace, tiny_cifar, capsy
     seeds = json.loads((workspace / "artifacts" / "lenet" / "seeds.json").read_text())
     assert seeds["variants"]["lenet_plain"]["n"] == 3 and seeds["paired"]["n"] == 3
     assert read(workspace / "artifacts" / "lenet" / "seeds.csv")[0]["variant"] == "lenet_bn_dropout"
+
+    # Another design never rewrites the published analysis: --seeds 2 after 3 goes to build/runs/.
+    published = {p: p.read_bytes() for p in (workspace / "artifacts").rglob("*") if p.is_file()}
+    tasks.seeds(Context(), seeds=2, epochs=1, jobs=2, source=src, allow_unofficial_data=True, quiet=True)
+    assert "publishes another design; this one goes to" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in (workspace / "artifacts").rglob("*") if p.is_file()} == published
+    other = json.loads((workspace / "runs" / "seeds-seeds2" / "lenet" / "seeds.json").read_text())
+    assert other["variants"]["lenet_plain"]["n"] == 2
 
 
 @pytest.mark.parametrize("flags, message", [
