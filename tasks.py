@@ -208,7 +208,7 @@ def data(c, source=None, allow_unofficial_data=False, samples=None, force=False)
                                                  {"split_seed": S.SPLIT_SEED}))
     print(f"data: {len(arrays['y_train'])} / {len(arrays['y_val'])} / {len(arrays['y_test'])} images, "
           f"official={info['official']} -> {_rel(paths[0])}")
-    return True
+    return store.root  # where it wrote: `invoke all` records its timings there
 
 
 # --- train ---------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def train(c, variant="all", epochs=None, batch_size=None, lr=None, seed=None, de
                   f"{f['images_per_second']:.0f} img/s -> {_rel(root / 'lenet' / config.variant)}")
     except FloatingPointError as e:  # a learning rate too high diverges: the user's to fix
         raise UserError(f"{e}: training diverged; lower --lr (the reference is {contract.REFERENCE['lr']})") from None
-    return bool(todo)
+    return root if todo else False  # where it wrote: `invoke all` records its timings there
 
 
 # --- seeds, ablation, dropout: many runs on Dask ---------------------------------------------
@@ -1140,18 +1140,25 @@ def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False
               ("docs", lambda: docs(c))]
     if pdf:  # the PDF is a copy from build/pdf/ when the pages are those it was printed from
         stages.append(("pdf", lambda: _publish_pdf(optional=True)))
-    timings, redone, start = {}, [], time.perf_counter()
+    timings, redone, roots, start = {}, [], set(), time.perf_counter()
     for name, run in stages:
         t0 = time.perf_counter()
-        if run() and name not in ("docs", "pdf"):  # the site and its PDF are no artifacts
+        wrote = run()  # False, True (into artifacts/) or the folder it wrote into
+        if wrote and name not in ("docs", "pdf"):  # the site and its PDF are no artifacts
             redone.append(name)
+            roots.add(Path(wrote) if isinstance(wrote, (str, Path)) else ART)
         timings[name] = round(time.perf_counter() - t0, 2)
     timings["total"] = round(time.perf_counter() - start, 2)
     print("all: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    if redone:  # the timings of a run that redid nothing would only churn a tracked file
-        store = _store("all")
+    # The timings of a run that redid nothing would only churn a tracked file; those of a run on
+    # other data or settings go to its own folder, leaving every tracked file as it was.
+    for root in sorted(roots, key=lambda r: r != ART):
+        store = _store("all", root)
         store.record("all", "timings", store.write_all({"timings.json": {
             "seconds": timings, "forced": force, "redone": redone, **git_state(ROOT)}}), _provenance({}))
+        if root != ART:
+            print(f"all: site/ shows the reference run (artifacts/); this run, on other data or settings, is in "
+                  f"{_rel(root)} (its summary: {_rel(root / 'lenet' / 'summary.csv')})")
     print(json.dumps(timings))
 
 

@@ -43,7 +43,7 @@ def check_p_values(values) -> tuple[float, ...]:
         out.append(p)
     if not out:
         raise UserError("give at least one dropout probability")
-    return tuple(out)
+    return tuple(sorted(out))  # a design is a set: "0.5,0" and "0,0.5" are the same sweep
 
 
 def design(seeds: int, p_values=P_VALUES) -> list[dict]:

@@ -12,7 +12,7 @@ MathML the browser has laid out (hooks/maths.py writes it at build time: no raw 
 `\\frac` or `\\begin` left in the visible text) and load no maths script; and weigh less than
 MAX_PAGE_BYTES with its images. The home page's headline table must equal
 artifacts/lenet/summary.csv. Full-page screenshots, light and dark, and the page weights go to
-artifacts/screenshots/ (git-ignored) for a person to look at.
+build/screenshots/ (git-ignored) for a person to look at; tests write nothing into artifacts/.
 
 Skipped when Chromium or Playwright is missing, unless REQUIRE_BROWSER=1 (as .ci/run sets it):
 then those tests fail.
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+SCREENSHOTS = ROOT / "build" / "screenshots"
 SCHEMES = ("light", "dark")
 VIEWPORT = {"width": 1280, "height": 900}
 # Issue 7: a page with its images under 1.5 MB. The site's shared files (Material's scripts and
@@ -55,7 +55,7 @@ MAX_PAGE_BYTES = 1_500_000
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 BUILD_TIMEOUT_S = 240
 # From navigation start until every formula is laid out (test_maths_typeset_time, which writes
-# the times to artifacts/screenshots/maths_timing.json): the MathML needs no script, so it is laid
+# the times to build/screenshots/maths_timing.json): the MathML needs no script, so it is laid
 # out with the page (about 1 s on a loaded 2-core machine); MathJax 2 took 4-10 s here. Only a
 # sanity bound: a timing test this tight would fail on a busy machine.
 MAX_TYPESET_MS = 10_000

@@ -69,13 +69,13 @@ def test_artifacts_md_is_generated_from_the_contract():
 def test_every_committed_artifact_has_exactly_one_writer_and_the_manifest_agrees():
     art = ROOT / "artifacts"
     manifest = json.loads((art / contract.MANIFEST).read_text())
-    if (ROOT / ".git").exists():  # the committed files (screenshots and locks are not committed)
+    if (ROOT / ".git").exists():  # the committed files (locks are not committed)
         files = subprocess.run(["git", "ls-files", "artifacts"], cwd=ROOT, capture_output=True,
                                text=True).stdout.split()
         files = [f.removeprefix("artifacts/") for f in files]
     else:
         files = [p.relative_to(art).as_posix() for p in art.rglob("*") if p.is_file()
-                 and not p.name.startswith(".") and "screenshots" not in p.parts]
+                 and not p.name.startswith(".")]
     for rel in files:
         matches = [a for a in contract.CONTRACT if a.regex.match(rel)]
         assert len(matches) == 1, (rel, [a.pattern for a in matches])

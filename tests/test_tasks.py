@@ -346,6 +346,34 @@ def test_other_data_and_other_roots_never_replace_the_reference(workspace, tiny_
     assert {p: p.read_bytes() for p in art.rglob("*") if p.is_file()} == before
 
 
+def test_invoke_all_on_other_data_changes_no_tracked_file(workspace, tiny_cifar, monkeypatch, capsys):
+    """Issue 28: a user whose data is not the reference's (nearly everyone with the official
+    archive) runs `invoke all`; artifacts/ stays byte-identical, its manifest and timings.json
+    included, and the run's timings go to its own folder. The stages after training read
+    artifacts/ only; they are stubbed here (the site needs the whole tree)."""
+    monkeypatch.setitem(contract.REFERENCE, "batch_size", 128)  # `invoke all` trains with the defaults
+    c = Context()
+    tasks.data(c, source=str(tiny_cifar.batch_dir), samples=24)
+    tasks.train(c, source=str(tiny_cifar.batch_dir), quiet=True)
+    art = workspace / "artifacts"
+    before = {p: p.read_bytes() for p in art.rglob("*") if p.is_file()}
+    other = copy_tiny(tiny_cifar, workspace)
+    data, labels = tiny_cifar.batches["test_batch"]
+    with open(other / "test_batch", "wb") as f:
+        pickle.dump({b"data": data, b"labels": [(labels[0] + 1) % 10, *labels[1:]]}, f, protocol=2)
+    for name in ("plots", "derive", "answers", "layers", "filters", "docs"):
+        monkeypatch.setattr(tasks, name, lambda *a, **k: False)
+    tasks.all_(c, source=str(other), pdf=False)
+    assert {p: p.read_bytes() for p in art.rglob("*") if p.is_file()} == before
+    runs = list((workspace / "runs").iterdir())
+    assert len(runs) == 1, runs
+    run = runs[0]
+    timings = json.loads((run / "timings.json").read_text())
+    assert timings["redone"] == ["data", "train"]
+    assert "timings.json" in json.loads((run / "manifest.json").read_text())["artifacts"]
+    assert f"this run, on other data or settings, is in {run}" in capsys.readouterr().out
+
+
 def test_a_full_disk_without_a_file_name_is_one_line(workspace, tiny_cifar, monkeypatch):
     import pipeline.store
     from invoke.exceptions import Exit
