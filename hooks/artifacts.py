@@ -130,8 +130,8 @@ if str(REPO) not in sys.path:
 
 from pipeline import citation as citations  # noqa: E402
 from pipeline import contract  # noqa: E402
+from pipeline.contract import PUBLISHED  # noqa: E402
 from pipeline import findings  # noqa: E402
-from pipeline.ablation import PUBLISHED  # noqa: E402
 from pipeline.machine import DIFFERS, gpu_note as gpu_sentence  # noqa: E402
 from pipeline.answers import questions  # noqa: E402
 from pipeline.names import display  # noqa: E402

@@ -17,17 +17,12 @@ from pipeline.errors import UserError
 from pipeline.model import VARIANTS
 from pipeline.preprocess import MODES
 from pipeline import stats
+from pipeline.contract import PUBLISHED, PUBLISHED_SOURCE  # in the contract: the site reads them without torch
 from pipeline.sweep import spec
 
 FACTORS = {"preprocess": MODES, "batch_norm": (False, True), "dropout": (False, True)}
 # The homework's two models as cells of the design; each also gets an augmented cell.
 HOMEWORK = {name: (v.preprocess, v.batch_norm, v.dropout > 0) for name, v in VARIANTS.items()}
-# The published results for these exact two models that can be checked here: the CSCE-421 HW3
-# walkthrough (shared/seeds/000_a60cf687703bbf88.txt, line 844: "about 65.9% compared to 61.8%",
-# official CIFAR-10, 20 epochs). No peer-reviewed LeNet-5-on-CIFAR-10 figure could be verified
-# offline, so the "gap to published results" is measured against these.
-PUBLISHED = {"lenet_bn_dropout": 0.659, "lenet_plain": 0.618}
-PUBLISHED_SOURCE = "the CSCE-421 HW3 walkthrough (official CIFAR-10, 20 epochs)"
 RESPONSE = "test_accuracy"  # what the ablation compares
 
 

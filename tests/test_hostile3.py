@@ -238,3 +238,13 @@ def test_torchs_dependencies_are_hash_checked_before_torch_installs():
         assert importlib.metadata.version(name) == pinned[name], name
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.index("--require-hashes -r requirements.lock") < ci.index("grep '^torch=='")
+
+
+def test_the_site_build_imports_no_torch():
+    """Issue 24: building the site reads artifacts; importing torch cost every build ~3.6 s."""
+    code = ("import sys; sys.path.insert(0, 'hooks'); import artifacts, maths, notebook_css; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
