@@ -956,19 +956,53 @@ def _site_folder(site_dir) -> Path:
 
 
 @task(help={"strict": "fail on any warning (default true)",
-            "site_dir": "output folder: new, empty, or one this task built (it is emptied first)"})
+            "site_dir": "output folder: new, empty, or one this task built (it is emptied first)",
+            "force": "build even if the folder was built from these very files"})
 @user_errors
-def docs(c, strict=True, site_dir="site"):
+def docs(c, strict=True, site_dir="site", force=False):
     """Build the site with MkDocs (reads artifacts/ only; a missing or stale artifact fails it)."""
     from pipeline.parallel import die_with_parent
     folder = _site_folder(site_dir)
+    key, mark = _site_key(strict), folder / SITE_MARK
+    if key and not force and _is_site(folder) and (folder / "index.html").is_file() and mark.is_file() \
+            and mark.read_text().split()[-1:] == [key]:
+        print(f"docs: {_rel(folder)} is up to date (built from these very files)")
+        return False
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / SITE_MARK).write_text("built by `invoke docs`: it may empty and rewrite this folder\n")
+    mark.write_text("built by `invoke docs`: it may empty and rewrite this folder\n")  # no key: not built yet
     # Material >= 9.7 prints an end-of-life banner about MkDocs 2 on every build; not ours to fix.
     cmd = [sys.executable, "-m", "mkdocs", "build", *(["--strict"] if strict else []), "-d", str(site_dir)]
     if subprocess.run(cmd, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
                       preexec_fn=die_with_parent).returncode:
         raise Exit("error: the site build failed (see the message above)", code=1)
+    if key:
+        mark.write_text(f"built by `invoke docs`: it may empty and rewrite this folder\nfrom {key}\n")
+    return True
+
+
+def _site_key(strict: bool) -> str | None:
+    """sha256 of everything a site build reads: every file of the checkout that git tracks or
+    would (tests, site and build left out), the artifacts tree wherever $LENET_ARTIFACTS puts it,
+    the commit and whether the tree is dirty (the citations name them), every installed
+    package's version, and --strict. None outside a git checkout: then it always builds."""
+    import hashlib
+    import importlib.metadata
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return None
+    h = hashlib.sha256(f"{head}{git('status', '--porcelain', '--untracked-files=no')}{strict}".encode())
+    files = [ROOT / f for f in git("ls-files", "-co", "--exclude-standard", "-z").split("\0")
+             if f and not f.startswith(("tests/", "site/", "build/"))]
+    if not ART.resolve().is_relative_to(ROOT):
+        files += sorted(p for p in ART.rglob("*") if p.is_file())
+    for path in files:
+        if path.is_file():
+            h.update(f"\0{path}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+    h.update("".join(sorted(f"{d.metadata['Name']}=={d.version}\n" for d in importlib.metadata.distributions())).encode())
+    return h.hexdigest()
 
 
 @task(help={"port": "port to serve on (127.0.0.1; default 8000)"})
@@ -1137,7 +1171,7 @@ def all_(c, source=None, allow_unofficial_data=False, device="auto", force=False
               ("plots", lambda: plots(c, force=force)), ("derive", lambda: derive(c, **given)),
               ("answers", lambda: answers(c, force=force)),
               ("layers", lambda: layers(c, force=force)), ("filters", lambda: filters(c, force=force)),
-              ("docs", lambda: docs(c))]
+              ("docs", lambda: docs(c, force=force))]
     if pdf:  # the PDF is a copy from build/pdf/ when the pages are those it was printed from
         stages.append(("pdf", lambda: _publish_pdf(optional=True)))
     timings, redone, roots, start = {}, [], set(), time.perf_counter()

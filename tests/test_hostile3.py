@@ -248,3 +248,29 @@ def test_the_site_build_imports_no_torch():
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_docs_skips_a_site_built_from_the_same_files_and_rebuilds_on_any_change(tmp_path, monkeypatch, capsys):
+    """Issue 24's fixed costs: `invoke all` with nothing to redo rebuilt the site (~11 s) every time."""
+    from invoke import Context
+    site = tmp_path / "site"
+    assert tasks.docs(Context(), site_dir=str(site)) is True
+    assert tasks.docs(Context(), site_dir=str(site)) is False
+    assert "is up to date (built from these very files)" in capsys.readouterr().out
+    monkeypatch.setattr(tasks, "_site_key", lambda strict: "another")  # any input changed
+    assert tasks.docs(Context(), site_dir=str(site)) is True
+    assert (site / tasks.SITE_MARK).read_text().split()[-1] == "another"
+    assert tasks.docs(Context(), site_dir=str(site), force=True) is True
+
+
+def test_the_site_key_follows_every_input(tmp_path, monkeypatch):
+    key = tasks._site_key(True)
+    assert key and key == tasks._site_key(True) and key != tasks._site_key(False)
+    outside = tmp_path / "artifacts"  # $LENET_ARTIFACTS outside the checkout: its files count too
+    outside.mkdir()
+    (outside / "manifest.json").write_text("{}")
+    monkeypatch.setattr(tasks, "ART", outside)
+    other = tasks._site_key(True)
+    (outside / "manifest.json").write_text('{"artifacts": {}}')
+    assert len({key, other, tasks._site_key(True)}) == 3
