@@ -289,7 +289,7 @@ def all_workspace(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "ART", tmp_path / "artifacts")
     for name in ("data", "train", "plots", "answers", "layers", "filters"):
         monkeypatch.setattr(tasks, name, lambda c, **kw: None)
-    monkeypatch.setattr(tasks, "docs", lambda c: write_small_site(tmp_path / "site") and None)
+    monkeypatch.setattr(tasks, "docs", lambda c, **kw: write_small_site(tmp_path / "site") and None)
     monkeypatch.setattr(P, "CHROMIUM", tmp_path / "no-chromium")
     return tasks, tmp_path
 

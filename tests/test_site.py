@@ -67,7 +67,7 @@ FAKE_MACHINE = {"cpu": "Fake CPU 9000", "cores": 2, "isa": "AVX2", "onednn_max_c
                 "torch_cuda": None, "torch_debug": False, "python": "3.11.7", "platform": "Linux-x86_64"}
 BUILD_TIMEOUT_S = 180  # a build executes the four answer notebooks
 PAGES = {"index.html", "lenet/data/index.html", "lenet/preprocess/index.html", "lenet/model/index.html",
-         "lenet/training/index.html", "lenet/results/index.html", "ablation/index.html", "reproducibility/index.html",
+         "lenet/training/index.html", "lenet/results/index.html", "ablation/index.html", "reproducibility/index.html", "maintaining/index.html",
          "answers/csce421/index.html", "answers/coms573/index.html", "answers/cs182/index.html",
          "answers/errata/index.html", "cs182/layers/index.html", "cs182/filters/index.html",
          "cs182/dropout/index.html", "cs182/own_cnn/index.html", "questions/index.html",
