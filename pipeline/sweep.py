@@ -540,11 +540,14 @@ def _forget(client, code_file: str, log) -> None:
     """Take this sweep's code off a cluster that outlives it: off every worker's sys.path, and its
     plugin off the scheduler (which would upload it to every worker that joins later). A worker
     that does not answer within CHECK_SECONDS is named and left as it is."""
-    silent = sorted(a for a, answer in _ask_each(client, _shipped(code_file, "forget_code", code_file)).items()
-                    if answer is None)
+    # In a `finally`: whatever goes wrong here (a scheduler gone with the sweep's error) is logged,
+    # never raised over the error that ended the sweep. The runs are saved; leftovers are untidy.
     try:
+        silent = sorted(a for a, answer in _ask_each(client, _shipped(code_file, "forget_code", code_file)).items()
+                        if answer is None)
         client.sync(client._unregister_worker_plugin, name=code_file, nanny=False, callback_timeout=CHECK_SECONDS)
-    except Exception as e:  # noqa: BLE001 - the runs are saved; a leftover plugin is only untidy
-        log(f"sweep: could not remove the code's plugin {code_file} from the scheduler ({type(e).__name__})")
+    except Exception as e:  # noqa: BLE001
+        log(f"sweep: could not take {code_file} off the cluster ({type(e).__name__}); it stays there")
+        return
     if silent:
         log(f"sweep: worker {', '.join(silent)} did not answer; {code_file} stays on its sys.path")

@@ -28,6 +28,7 @@ import posixpath
 import re
 import subprocess
 import sys
+import tarfile
 import threading
 import urllib.request
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 import pytest
 import yaml
 
-from pipeline.ablation import PUBLISHED
+from pipeline.contract import PUBLISHED
 from pipeline.names import display
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -341,6 +342,45 @@ def page_bytes(site: Site, visit: Visit) -> tuple[int, int]:
     return sum(f.stat().st_size for f in own), sum(f.stat().st_size for f in files)
 
 
+# ------------------------------------------------------------------------------------------ axe
+
+AXE_VERSION = "4.14.1"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]  # WCAG 2.1 A and AA (issue 29)
+
+
+@pytest.fixture(scope="module")
+def axe() -> str | None:
+    """axe-core's script, from the npm registry (`npm pack`, whose download npm checks against the
+    registry's integrity hash), kept in build/axe/; None where npm or the registry is missing."""
+    path = ROOT / "build" / "axe" / f"axe-core-{AXE_VERSION}.min.js"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            packed = subprocess.run(["npm", "pack", f"axe-core@{AXE_VERSION}", "--silent"], cwd=path.parent,
+                                    capture_output=True, text=True, timeout=180)
+            with tarfile.open(path.parent / packed.stdout.strip().splitlines()[-1]) as t:
+                script = t.extractfile("package/axe.min.js").read()
+        except (OSError, IndexError, KeyError, AttributeError, subprocess.SubprocessError, tarfile.TarError):
+            return None
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(script)
+        tmp.replace(path)
+    return path.read_text()
+
+
+def axe_violations(page, axe: str) -> list[str]:
+    """What axe's WCAG 2.1 A/AA rules find on the page as it is: rule, count, first element."""
+    page.add_script_tag(content=axe)
+    found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
+    return [f"axe {v['id']}: {len(v['nodes'])} element(s), e.g. {v['nodes'][0]['target']}: "
+            f"{v['nodes'][0]['failureSummary'][:160]}" for v in found["violations"]]
+
+
+def test_axe_is_there(axe):
+    if axe is None:
+        pytest.skip(f"axe-core {AXE_VERSION} could not be fetched with `npm pack`: the pages were not checked by axe")
+
+
 # ------------------------------------------------------------------------------------------ tests
 
 def test_nav_lists_every_built_page(site):
@@ -351,7 +391,7 @@ def test_nav_lists_every_built_page(site):
 
 
 @pytest.mark.parametrize("url", NAV, ids=[screenshot_name(u) for u in NAV])
-def test_page(site, browser, dark, weights, url):
+def test_page(site, browser, dark, weights, axe, url):
     problems = []
     has_math = source_has_math(site, url)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -372,6 +412,8 @@ def test_page(site, browser, dark, weights, url):
                 if size > MAX_PAGE_BYTES:
                     problems.append(f"the page and its images weigh {size:,} bytes (limit {MAX_PAGE_BYTES:,})")
             page.screenshot(path=str(SCREENSHOTS / f"{screenshot_name(url)}-{scheme}.png"), full_page=True)
+            if axe:  # after the screenshot: the script adds nothing visible, but the picture is the page's own
+                problems += [f"{scheme}: {v}" for v in axe_violations(page, axe)]
         finally:
             visit.page.close()
             if context is not dark:

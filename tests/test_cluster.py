@@ -316,3 +316,12 @@ def test_a_server_that_sends_garbage_is_a_one_line_error(sends):
     assert str(e.value).startswith(f"tcp://127.0.0.1:{port} answered, but not as a Dask scheduler does "
                                    f"(its first message is not Dask's handshake)")
     assert time.perf_counter() - start < FAST_SECONDS
+
+
+def test_taking_the_code_off_a_lost_cluster_never_hides_the_sweeps_error():
+    class Gone:  # a client whose scheduler went away with the sweep's error
+        def nthreads(self):
+            raise OSError("Timed out trying to connect")
+    logged = []
+    SW._forget(Gone(), "lenet-pipeline-0123456789ab.zip", logged.append)
+    assert logged == ["sweep: could not take lenet-pipeline-0123456789ab.zip off the cluster (OSError); it stays there"]
