@@ -261,7 +261,8 @@ def tex_to_mathml(tex: str, display: bool) -> str:
         converted = _convert(tex, display)
     except MathsError as e:
         raise MathsError(f"{e}, in {tex!r}") from None
-    math = Element("math", {"display": "block"} if display else {})
+    # alttext: what a screen reader without MathML support reads (WCAG 1.1.1), the formula's TeX
+    math = Element("math", {**({"display": "block"} if display else {}), "alttext": tex})
     semantics = SubElement(math, "semantics")
     semantics.extend(list(converted))  # latex2mathml's one <mrow>
     SubElement(semantics, "annotation", {"encoding": TEX}).text = tex

@@ -198,8 +198,8 @@ def test_arithmatex_wrappers_keep_their_element_and_get_mathml():
             '<pre><code>\\(kept\\)</code></pre>')
     out, found = M.convert_arithmatex(page)
     assert found == ["x < 1", r"\begin{bmatrix} 1 & 2 \end{bmatrix}"]
-    assert '<span class="arithmatex"><math><semantics>' in out
-    assert '<div class="arithmatex"><math display="block"><semantics>' in out
+    assert '<span class="arithmatex"><math alttext="x &lt; 1"><semantics>' in out  # alttext: read aloud
+    assert '<div class="arithmatex"><math display="block" alttext="\\begin{bmatrix} 1 &amp; 2 \\end{bmatrix}"><semantics>' in out
     assert "<annotation encoding=\"application/x-tex\">x &lt; 1</annotation>" in out
     assert out.endswith("<pre><code>\\(kept\\)</code></pre>")
 
@@ -225,10 +225,10 @@ def test_notebook_maths_is_converted_only_in_rendered_markdown():
     assert found == [r"\mu = \frac{1}{m}", r"a \lt b", r"\begin{bmatrix} 1 & 2 \\ 3 & 4 \end{bmatrix}",
                      r"\begin{cases} 1 & x \end{cases}"]
     assert "mathjax" not in out.lower() and "<script>const s = `${SVG_XML_HEADER}$`;</script>" in out
-    assert out.count("<math>") == 2 and out.count('<math display="block">') == 2
+    assert out.count("<math alttext=") == 2 and out.count('<math display="block" alttext=') == 2
     assert "<p><code>$not maths$</code></p><pre><code>$$ also not $$</code></pre>" in out
     assert '<pre>$5 and $6</pre><p>price $5 and $6</p>' in out  # not rendered Markdown: left alone
-    matrix = ET.fromstring(re.search(r'<math display="block">.*?</math>', out, re.S).group(0))
+    matrix = ET.fromstring(re.search(r'<math display="block" .*?</math>', out, re.S).group(0))
     assert [len(row) for row in first(matrix, "mtable")] == [2, 2]  # &amp; was TeX's &
 
 
