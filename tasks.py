@@ -964,7 +964,7 @@ def docs(c, strict=True, site_dir="site", force=False):
     from pipeline.parallel import die_with_parent
     folder = _site_folder(site_dir)
     key, mark = _site_key(strict), folder / SITE_MARK
-    if key and not force and _is_site(folder) and (folder / "index.html").is_file() and mark.is_file() \
+    if key and not force and (folder / "index.html").is_file() and mark.is_file() \
             and mark.read_text().split()[-1:] == [key]:
         print(f"docs: {_rel(folder)} is up to date (built from these very files)")
         return False
@@ -988,8 +988,10 @@ def _site_key(strict: bool) -> str | None:
     import hashlib
     import importlib.metadata
 
+    from pipeline.store import sha256_file
+
     def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+        return _run(["git", *args], capture_output=True, text=True).stdout
     head = git("rev-parse", "HEAD")
     if not head:
         return None
@@ -1000,7 +1002,7 @@ def _site_key(strict: bool) -> str | None:
         files += sorted(p for p in ART.rglob("*") if p.is_file())
     for path in files:
         if path.is_file():
-            h.update(f"\0{path}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+            h.update(f"\0{path}\0{sha256_file(path)}".encode())
     h.update("".join(sorted(f"{d.metadata['Name']}=={d.version}\n" for d in importlib.metadata.distributions())).encode())
     return h.hexdigest()
 

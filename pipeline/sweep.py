@@ -149,15 +149,20 @@ def run_one(s: dict, config: SweepConfig, ref: DataRef) -> dict:
             "log": result["log"]}
 
 
+def versions() -> dict:
+    """This process's Python and torch, as check_versions compares them (client and workers alike)."""
+    import torch
+    return {"python": platform.python_version(), "torch": torch.__version__}
+
+
 def run_task(s: dict, config: dict, ref: dict, client_versions: dict | None = None) -> dict:
     """One run as a Dask task: {"address": the Dask worker's, "row": run_one's row}. Every run
     checks its own worker (versions here, data in _load): a worker that joins mid-sweep, or
     replaces one that died, never ran the client's first check."""
-    import torch
     from distributed import get_worker
     address = get_worker().address
     if client_versions:
-        check_versions(client_versions, {address: {"python": platform.python_version(), "torch": torch.__version__}})
+        check_versions(client_versions, {address: versions()})
     return {"address": address, "row": run_one(s, SweepConfig(**config), DataRef(**ref))}
 
 
@@ -169,8 +174,7 @@ def worker_info(ref: dict, device: str) -> dict:
     from pipeline.train import select_device
     _check_data(DataRef(**ref))
     select_device(device)
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "cuda": torch.cuda.is_available(),
+    return {**versions(), "cuda": torch.cuda.is_available(),
             "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
 
 
@@ -287,8 +291,8 @@ def check_scheduler(address: str, timeout: float | None = None) -> str:
         reason = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else e.strerror or type(e).__name__
         raise UserError(f"cannot reach a Dask scheduler at {address} ({reason}); start one there with "
                         f"`dask scheduler --port {port}`, or fix --scheduler") from None
-    with conn:
-        greeting = _greeting(conn) if scheme == "tcp" else b"pickle-protocol"  # TLS: Dask's own reader
+    with conn:  # over TLS the handshake is encrypted: Dask's own reader is all there is
+        greeting = _greeting(conn) if scheme == "tcp" else None
     if greeting is not None and b"pickle-protocol" not in greeting:
         raise UserError(f"{address} answered, but not as a Dask scheduler does (its first message is not "
                         f"Dask's handshake); give --scheduler the address "
@@ -352,9 +356,8 @@ def _prepare_workers(client, config: SweepConfig, ref: DataRef) -> tuple[str, di
     {address: {"threads", "python", "torch", "cuda", "devices"}}), or a UserError."""
     import tempfile
 
-    import torch
     from distributed.diagnostics.plugin import UploadFile
-    mine = {"python": ".".join(map(str, sys.version_info[:3])), "torch": torch.__version__}
+    mine = versions()
     # Python first, with the standard library alone: the code we ship is bytecode for this Python.
     # Each worker answers within CHECK_SECONDS or is named: Dask's own calls to every worker
     # (get_versions, register_plugin, run) wait for a paused one until the scheduler drops it.
@@ -472,9 +475,7 @@ def _sweep(client, address, code_file, workers, specs, config, ref, on_result, p
     gpus = sorted({name for w in workers.values() for name in w["devices"]}) if config.device != "cpu" else []
     log(f"sweep: {len(specs)} runs on {len(workers)} worker(s) ({address}), {config.threads} torch "
         f"thread(s) each, device {config.device}" + (f" ({', '.join(gpus)})" if gpus else ""))
-    import torch
-    versions = {"python": ".".join(map(str, sys.version_info[:3])), "torch": torch.__version__}
-    tasks = {client.submit(pickle.loads, _shipped(code_file, "run_task", s, asdict(config), asdict(ref), versions),
+    tasks = {client.submit(pickle.loads, _shipped(code_file, "run_task", s, asdict(config), asdict(ref), versions()),
                            key=f"run-{run_id(s)}-{time.time_ns()}", pure=False,
                            priority=int(100 * cost(s))): s for s in specs}
     runs_by_worker = {}
